@@ -1,0 +1,281 @@
+"""The detector: run every enabled rule once, turn matches into incidents, alerts and messages.
+
+One :meth:`Detector.run_once` per detection cycle (the service calls it every
+``scheduler.detect_interval_seconds``). For each enabled rule it
+
+1. asks the rule to :meth:`~alerts.rules.base.Rule.evaluate` the PostStore;
+2. on a match, gathers evidence (newest posts and sources of the current
+   window, posts since the incident began), then opens or updates the active
+   incident for ``(rule, key)`` (policy: :mod:`alerts.incidents`);
+3. when that is news (opened, grade raised, new peak), records an
+   :class:`~core.models.Alert` and logs it at WARNING;
+4. enqueues one notification per channel whose ``min_grade`` the grade meets.
+   This happens on every matching cycle on purpose: the outbox refuses a
+   duplicate ``(channel, dedup_key)``, so a crash between steps 2 and 4 is
+   repaired by the next cycle instead of losing the message.
+
+``dry_run`` rules are evaluated and logged, and nothing is written.
+
+Failure contract: a rule that cannot be evaluated (the PostStore or
+StateStore is down, or a bug) is logged at ERROR, written to the audit log
+when possible, the other rules still run, and then :class:`DetectionFailed`
+is raised. ``run_once`` never returns normally after a failed read, so "the
+store is down" can never look like "no spike".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, tzinfo
+from typing import Any
+
+from alerts.incidents import IncidentChange, apply_match, display_timezone, notifications_for
+from alerts.rules.base import Match, Rule, build_rules
+from core.errors import StoreError, YuqingError
+from core.models import Alert, Post, utcnow
+from core.ports import PostStore, StateStore
+from core.settings import ChannelConfig, Settings
+
+logger = logging.getLogger(__name__)
+
+EVIDENCE_LIMIT = 50
+"""How many of the newest posts of the current window are attached to the incident."""
+
+
+class DetectionFailed(YuqingError):
+    """At least one rule could not be evaluated; the alarm state is unknown, not quiet.
+
+    ``failures`` maps rule name → the exception; ``alerts`` holds what the
+    rules that did run produced (already recorded).
+    """
+
+    def __init__(self, failures: dict[str, BaseException], alerts: list[Alert]) -> None:
+        names = ", ".join(f"{name}: {exc}" for name, exc in failures.items())
+        super().__init__(f"detection failed for {len(failures)} rule(s): {names}")
+        self.failures = failures
+        self.alerts = alerts
+
+
+class Detector:
+    """Runs rules against a PostStore and records the outcome in a StateStore.
+
+    ``channels`` are the configured notification channels (their ``name``,
+    ``enabled`` and ``min_grade`` decide who is queued a message; delivery
+    is the outbox's job). ``clock`` supplies ``now`` when ``run_once`` is
+    called without one. ``display_tz`` is the zone of times in messages
+    (default Asia/Shanghai).
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule[Any]],
+        post_store: PostStore,
+        state_store: StateStore,
+        channels: Sequence[ChannelConfig],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        evidence_limit: int = EVIDENCE_LIMIT,
+        display_tz: tzinfo | None = None,
+    ) -> None:
+        self.rules = list(rules)
+        self.posts = post_store
+        self.state = state_store
+        self.channels = list(channels)
+        self.clock = clock
+        self.evidence_limit = evidence_limit
+        self.display_tz = display_tz or display_timezone()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        post_store: PostStore,
+        state_store: StateStore,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Detector:
+        """A detector for ``settings.rules`` and ``settings.channels``.
+
+        Raises ``ConfigError`` for a rule type with no implementation.
+        """
+        return cls(
+            build_rules(settings.rules),
+            post_store,
+            state_store,
+            settings.channels,
+            clock=clock,
+            display_tz=display_timezone(settings.timezone),
+        )
+
+    def run_once(self, now: datetime | None = None) -> list[Alert]:
+        """Evaluate every enabled rule once as of ``now`` (default: the clock).
+
+        Returns the alerts recorded in this cycle (plus unsaved alerts with
+        ``details["dry_run"] = True`` for dry-run rules). Raises
+        :class:`DetectionFailed` after all rules ran if any of them failed.
+        """
+        now = now or self.clock()
+        alerts: list[Alert] = []
+        failures: dict[str, BaseException] = {}
+        for rule in self.rules:
+            if not rule.enabled:
+                continue
+            try:
+                alert = self._run_rule(rule, now)
+            except StoreError as exc:
+                # Expected kind of failure: no traceback noise, but loud.
+                logger.error(
+                    "detection failed: rule=%s could not be evaluated (%s: %s); "
+                    "alarm state unknown, NOT quiet",
+                    rule.name,
+                    type(exc).__name__,
+                    exc,
+                    extra={"rule": rule.name, "detection_failed": True},
+                )
+                failures[rule.name] = exc
+                continue
+            except Exception as exc:
+                # A bug in one rule must not blind the others; it is still reported.
+                logger.exception(
+                    "detection failed: rule=%s raised unexpectedly",
+                    rule.name,
+                    extra={"rule": rule.name, "detection_failed": True},
+                )
+                failures[rule.name] = exc
+                continue
+            if alert is not None:
+                alerts.append(alert)
+        if failures:
+            self._audit_failures(failures)
+            raise DetectionFailed(failures, alerts)
+        return alerts
+
+    # -- one rule ---------------------------------------------------------------------
+
+    def _run_rule(self, rule: Rule[Any], now: datetime) -> Alert | None:
+        match = rule.evaluate(self.posts, now)
+        if match is None:
+            logger.debug("rule=%s quiet", rule.name)
+            return None
+        if rule.dry_run:
+            return self._dry_run_alert(match, now)
+
+        top_posts: list[Post] = []
+        sources: list[str] = []
+        post_count: int | None = None
+        active = self.state.find_active_incident(match.rule, match.key)
+        if match.query is not None:
+            page = self.posts.search(match.query, sort="newest", limit=self.evidence_limit)
+            top_posts = [hit.post for hit in page.hits]
+            sources = [t.value for t in self.posts.terms(match.query, "source", size=50)]
+            first_seen = (active.first_seen if active else None) or match.window_start
+            post_count = self.posts.count(match.query.model_copy(update={"since": first_seen}))
+
+        change = apply_match(
+            active,
+            match,
+            now=now,
+            window_count=match.count,
+            post_count=post_count,
+            post_ids=[p.id for p in top_posts],
+            sources=sources,
+        )
+        incident = self.state.save_incident(change.incident)
+        alert = self._record(replace(change, incident=incident), match, now)
+
+        queued = 0
+        for notification in notifications_for(
+            incident, match, self.channels, now=now, top_posts=top_posts, tz=self.display_tz
+        ):
+            if self.state.enqueue(notification):
+                queued += 1
+        if queued:
+            logger.info(
+                "queued %d notification(s) for incident #%s grade %s",
+                queued,
+                incident.id,
+                incident.grade.value,
+            )
+        return alert
+
+    def _record(self, change: IncidentChange, match: Match, now: datetime) -> Alert | None:
+        incident = change.incident
+        event = change.event
+        if event is None:
+            logger.info(
+                "rule=%s still matching incident=#%s (%s)", match.rule, incident.id, match.reason
+            )
+            return None
+        details: dict[str, Any] = {
+            "event": event,
+            "key": match.key,
+            "metrics": dict(match.metrics),
+            "window_start": match.window_start.isoformat() if match.window_start else None,
+            "window_end": match.window_end.isoformat() if match.window_end else None,
+            "post_ids": incident.post_ids[:10],
+        }
+        if change.previous_grade is not None:
+            details["previous_grade"] = change.previous_grade.value
+        alert = self.state.add_alert(
+            Alert(
+                incident_id=incident.id,
+                rule=match.rule,
+                grade=incident.grade,
+                created_at=now,
+                summary=match.reason,
+                details=details,
+            )
+        )
+        logger.warning(
+            "ALERT %s incident=#%s rule=%s key=%s grade=%s(%s) %s",
+            event,
+            incident.id,
+            match.rule,
+            match.key,
+            incident.grade.value,
+            incident.grade.label_zh,
+            match.reason,
+            extra={
+                "alert_event": event,
+                "incident_id": incident.id,
+                "rule": match.rule,
+                "grade": incident.grade.value,
+                "metrics": dict(match.metrics),
+            },
+        )
+        return alert
+
+    def _dry_run_alert(self, match: Match, now: datetime) -> Alert:
+        logger.warning(
+            "ALERT [dry-run, nothing recorded] rule=%s key=%s grade=%s %s",
+            match.rule,
+            match.key,
+            match.grade.value,
+            match.reason,
+            extra={"alert_event": "dry_run", "rule": match.rule, "grade": match.grade.value},
+        )
+        return Alert(
+            rule=match.rule,
+            grade=match.grade,
+            created_at=now,
+            summary=match.reason,
+            details={"dry_run": True, "key": match.key, "metrics": dict(match.metrics)},
+        )
+
+    def _audit_failures(self, failures: dict[str, BaseException]) -> None:
+        for name, exc in failures.items():
+            try:
+                self.state.audit(
+                    actor="detector",
+                    action="detection_failed",
+                    target=f"rule:{name}",
+                    detail=f"{type(exc).__name__}: {exc}",
+                )
+            except Exception:
+                # The state store may be the thing that is down; the ERROR log
+                # line above and the raised DetectionFailed still report it.
+                logger.exception(
+                    "could not write detection failure of rule=%s to the audit log", name
+                )

@@ -1,0 +1,147 @@
+"""The rule plugin seam: a :class:`Rule` declares its options and decides in one pure function.
+
+A rule type is a subclass of :class:`Rule` that
+
+* names its ``type`` (the ``type:`` key in the YAML ``rules:`` list) and its
+  ``options`` model (the pydantic class in :mod:`core.settings` that validates
+  that YAML at load time),
+* gathers the numbers it needs from the :class:`~core.ports.PostStore` in
+  :meth:`Rule.evaluate` (the only place it touches I/O), and
+* hands them to a pure ``decide(...)`` that returns a :class:`Match` or ``None``
+  and is unit-tested without a store or a clock.
+
+Register a new type with :func:`register_rule`; :func:`build_rules` turns the
+validated config into rule instances and refuses a ``type`` with no class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from core.errors import ConfigError
+from core.models import PostQuery
+from core.ports import PostStore
+from core.vocab import Grade
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One rule firing: the numbers behind it and why, in Chinese and English.
+
+    ``decide`` fills the decision fields; ``evaluate`` adds where it looked
+    (``window_start``/``window_end`` and the ``query`` selecting the posts in
+    that window) so the detector can attach evidence to the incident.
+    """
+
+    rule: str
+    """The configured rule name (``rules[].name``)."""
+    rule_type: str
+    grade: Grade
+    """The grade this match alone justifies; an incident's grade never goes down."""
+    title: str
+    """A short Chinese incident title, used when the match opens an incident."""
+    reason: str
+    """Human reason, e.g. ``30分钟内 24 条，基线均值 2.1 条 (11.4×) / 24 posts in 30 min …``."""
+    key: str = "all"
+    """What the match is about (``all``, later ``topic:loans``, ``branch:…``)."""
+    count: int = 0
+    """Posts in the current window behind the match (drives the incident's peak)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """The numbers (JSON-serialisable) that led to the decision."""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    query: PostQuery | None = None
+    """Selects the posts of the current window; ``None`` when the rule has no posts to show."""
+
+
+class Rule(ABC, Generic[OptionsT]):
+    """Base class of detection rules.
+
+    Subclasses set the class attributes ``type`` and ``options`` and implement
+    :meth:`evaluate`. The options model must have ``name``, ``enabled`` and
+    ``dry_run`` fields (every rule can be switched off or run in dry-run mode).
+    """
+
+    # ``options`` first: below the ``type`` attribute the name ``type`` means it.
+    options: ClassVar[type[BaseModel]]
+    type: ClassVar[str]
+
+    def __init__(self, config: OptionsT) -> None:
+        if not isinstance(config, self.options):
+            raise ConfigError(
+                f"rule {getattr(config, 'name', '?')!r}: {type(self).__name__} needs "
+                f"{self.options.__name__} options, got {type(config).__name__}"
+            )
+        self.config: OptionsT = config
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.config, "name"))  # noqa: B009 - declared by every options model
+
+    @property
+    def enabled(self) -> bool:
+        return bool(getattr(self.config, "enabled", True))
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(getattr(self.config, "dry_run", False))
+
+    @abstractmethod
+    def evaluate(self, posts: PostStore, now: datetime) -> Match | None:
+        """Read what the rule needs from ``posts`` as of ``now`` and decide.
+
+        Returns the match or ``None`` when the data is quiet. Store errors
+        (``StoreUnavailable`` …) propagate: a rule must never turn "could not
+        read" into "no match".
+        """
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+RULE_TYPES: dict[str, type[Rule[Any]]] = {}
+"""Registered rule classes by their ``type`` key."""
+
+RuleT = TypeVar("RuleT", bound=type[Rule[Any]])
+
+
+def register_rule(cls: RuleT) -> RuleT:
+    """Class decorator: make ``cls`` the implementation of rules with ``type: cls.type``.
+
+    Raises ``ValueError`` if another class already claims that type (two
+    plugins silently shadowing each other would be worse).
+    """
+    existing = RULE_TYPES.get(cls.type)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"rule type {cls.type!r} is already registered by {existing.__name__}")
+    RULE_TYPES[cls.type] = cls
+    return cls
+
+
+def build_rules(configs: Sequence[BaseModel]) -> list[Rule[Any]]:
+    """Instantiate one rule per config entry, in order (disabled ones included).
+
+    Raises ``ConfigError`` naming the rule when its ``type`` has no registered
+    class, so a typo or a not-yet-implemented type fails at start-up, not at
+    the first detection cycle.
+    """
+    rules: list[Rule[Any]] = []
+    for index, config in enumerate(configs):
+        type_key = getattr(config, "type", None)
+        name = getattr(config, "name", f"#{index}")
+        cls = RULE_TYPES.get(str(type_key))
+        if cls is None:
+            known = ", ".join(sorted(RULE_TYPES)) or "(none)"
+            raise ConfigError(
+                f"rules[{index}] ({name!r}): unknown rule type {type_key!r}; known types: {known}"
+            )
+        rules.append(cls(config))
+    return rules

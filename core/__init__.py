@@ -1,0 +1,1 @@
+"""Domain core of yuqing: models, ids, ports, settings and errors. No I/O here."""

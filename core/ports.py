@@ -1,0 +1,193 @@
+"""Ports: what the rest of yuqing needs from storage and channels.
+
+Adapters live in ``storage/`` and ``alerts/notifiers/``; ``yuqing.bootstrap``
+picks them from settings. Unit tests use small hand-written fakes.
+
+Error contract for every port: a temporary outage raises
+:class:`core.errors.StoreUnavailable` (or ``NotifierError(temporary=True)``),
+a request that can never succeed raises a permanent error. No method returns
+an empty result because something failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from core.models import (
+    Alert,
+    Bucket,
+    CrawlRun,
+    Incident,
+    Notification,
+    Post,
+    PostQuery,
+    SearchPage,
+    TermCount,
+    Ticket,
+    UpsertResult,
+)
+from core.vocab import IncidentStatus
+
+Tokenizer = Callable[[str], list[str]]
+"""Turns text into index tokens (jieba words). Both stores use the same one."""
+
+SortOrder = Literal["newest", "oldest", "relevance", "risk"]
+
+TermField = Literal["source", "platform", "sentiment", "topic", "signals", "entities", "author"]
+"""Fields that ``PostStore.terms`` and ``histogram(group_by=...)`` accept."""
+
+SHANGHAI_OFFSET_MINUTES = 8 * 60
+
+
+@runtime_checkable
+class PostStore(Protocol):
+    """Where analysed posts live (SQLite locally, Elasticsearch at scale)."""
+
+    def upsert(self, posts: Sequence[Post]) -> UpsertResult:
+        """Insert or replace ``posts`` by ``Post.id``; idempotent.
+
+        Raises ``StoreUnavailable`` if nothing could be written because the store
+        is down (the caller spools the batch). Per-post permanent failures are
+        counted in ``UpsertResult.failed`` with a reason, never dropped silently.
+        """
+        ...
+
+    def get(self, post_id: str) -> Post | None:
+        """The post with this id, or ``None`` if there is none."""
+        ...
+
+    def search(
+        self,
+        query: PostQuery,
+        *,
+        sort: SortOrder = "newest",
+        limit: int = 20,
+        cursor: str | None = None,
+        highlight: bool = False,
+    ) -> SearchPage:
+        """One page of posts matching ``query``.
+
+        ``cursor`` is the ``next_cursor`` of the previous page (keyset paging: it
+        stays fast on deep pages). ``total`` counts every match. Free text in
+        ``query.text`` is tokenized like the indexed text and matched as words
+        (all words must appear); it is never interpreted as query syntax.
+        """
+        ...
+
+    def count(self, query: PostQuery) -> int:
+        """How many posts match ``query``."""
+        ...
+
+    def histogram(
+        self,
+        query: PostQuery,
+        *,
+        bucket_seconds: int,
+        tz_offset_minutes: int = SHANGHAI_OFFSET_MINUTES,
+        group_by: TermField | None = None,
+    ) -> list[Bucket]:
+        """Counts of matching posts per time bucket of ``published_at``.
+
+        Buckets are aligned to local time at ``tz_offset_minutes`` east of UTC
+        (a day bucket starts at local midnight) and reported by their UTC start,
+        ascending; empty buckets are omitted. With ``group_by`` there is one
+        ``Bucket`` per (bucket, value) with ``key`` set.
+        """
+        ...
+
+    def terms(self, query: PostQuery, field: TermField, *, size: int = 10) -> list[TermCount]:
+        """The ``size`` most frequent values of ``field`` among matching posts, by count desc."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Operational state: incidents, alerts, tickets, acks, audit log, outbox, crawl runs."""
+
+    # incidents
+    def save_incident(self, incident: Incident) -> Incident:
+        """Insert (``id is None``) or update an incident; returns it with its id."""
+        ...
+
+    def get_incident(self, incident_id: int) -> Incident | None: ...
+
+    def find_active_incident(self, rule: str, key: str) -> Incident | None:
+        """The newest incident of ``rule`` about ``key`` that is not resolved, if any."""
+        ...
+
+    def list_incidents(
+        self,
+        *,
+        status: Sequence[IncidentStatus] | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Incident]:
+        """Incidents, newest first, optionally filtered by status and ``opened_at >= since``."""
+        ...
+
+    def acknowledge(self, incident_id: int, *, user: str, note: str = "") -> Incident:
+        """Mark an incident acknowledged by ``user`` (writes an ack and an audit entry)."""
+        ...
+
+    def resolve(self, incident_id: int, *, user: str, note: str = "") -> Incident:
+        """Mark an incident resolved (writes an audit entry)."""
+        ...
+
+    # alerts
+    def add_alert(self, alert: Alert) -> Alert: ...
+
+    def list_alerts(self, *, incident_id: int | None = None, limit: int = 100) -> list[Alert]: ...
+
+    # audit
+    def audit(self, *, actor: str, action: str, target: str, detail: str = "") -> None: ...
+
+    # outbox
+    def enqueue(self, notification: Notification) -> bool:
+        """Queue a notification; ``False`` if one with the same (channel, dedup_key) exists."""
+        ...
+
+    def due_notifications(self, now: datetime, *, limit: int = 50) -> list[Notification]:
+        """Unsent notifications whose next attempt is due, oldest first."""
+        ...
+
+    def mark_sent(self, notification_id: int, when: datetime) -> None: ...
+
+    def mark_failed(self, notification_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt; ``retry_at=None`` means give up (permanent failure)."""
+        ...
+
+    # tickets
+    def upsert_tickets(self, tickets: Sequence[Ticket]) -> int:
+        """Insert or update tickets by ``ticket_id``; returns how many were written."""
+        ...
+
+    def list_tickets(
+        self, *, since: datetime | None = None, until: datetime | None = None, limit: int = 500
+    ) -> list[Ticket]: ...
+
+    # crawl runs
+    def record_crawl_run(self, run: CrawlRun) -> CrawlRun: ...
+
+    def list_crawl_runs(self, *, source: str | None = None, limit: int = 100) -> list[CrawlRun]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """One delivery channel (email, webhook, WeCom …). Plugins implement this."""
+
+    name: str
+
+    def send(self, notification: Notification) -> None:
+        """Deliver ``notification`` or raise ``NotifierError``.
+
+        ``NotifierError.temporary`` tells the outbox whether to retry.
+        """
+        ...

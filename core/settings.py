@@ -1,0 +1,309 @@
+"""Typed settings, checked at start-up.
+
+Precedence (lowest → highest): field defaults < the YAML config file <
+environment variables (``YUQING_`` prefix, ``__`` between nested keys, e.g.
+``YUQING_STORAGE__POSTS_PATH``) < explicit keyword arguments.
+
+The config file is ``$YUQING_CONFIG`` or the path given to :func:`load_settings`.
+Secrets (``secret_key``, channel tokens) come only from the environment: the
+YAML loader refuses them. Any invalid value raises :class:`ConfigError`
+naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.errors import ConfigError
+from core.vocab import Platform, SourceKind
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret"})
+SECRET_FIELDS = ("secret_key",)
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in the YAML must not be silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class NamedEntity(_Strict):
+    """A watched name with its aliases (a bank, a branch, a product)."""
+
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+
+    @property
+    def all_names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+
+class Product(NamedEntity):
+    kind: str = ""
+
+
+class Branch(NamedEntity):
+    region: str = ""
+
+
+class Watchlist(_Strict):
+    """Who we watch: the bank, what is *not* the bank, its branches and products."""
+
+    bank: NamedEntity = NamedEntity(name="澜海银行", aliases=["澜海"])
+    exclusions: list[str] = Field(
+        default_factory=list, description="phrases that contain an alias but are not the bank"
+    )
+    branches: list[Branch] = Field(default_factory=list)
+    products: list[Product] = Field(default_factory=list)
+
+
+class ListSelectors(_Strict):
+    """Selectors on a list page (CSS, or XPath when prefixed with ``xpath:``)."""
+
+    item_links: str = Field(min_length=1)
+    next_page: str | None = None
+
+
+class DetailSelectors(_Strict):
+    """Selectors on a detail page. ``text`` may match several nodes; they are joined."""
+
+    title: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    author: str | None = None
+    published_at: str | None = None
+    followers: str | None = None
+    reposts: str | None = None
+    comments: str | None = None
+    likes: str | None = None
+
+
+class SourceConfig(_Strict):
+    """One crawled source; ``name`` is its id in stats, job ids and post records."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    kind: SourceKind
+    platform: Platform = Platform.OTHER
+    enabled: bool = True
+    start_urls: list[str] = Field(min_length=1)
+    interval_minutes: float = Field(default=10, gt=0)
+    max_pages: int = Field(default=5, ge=1, description="list pages followed per crawl")
+    listing: ListSelectors | None = None
+    detail: DetailSelectors | None = None
+
+    @model_validator(mode="after")
+    def _html_needs_selectors(self) -> SourceConfig:
+        if self.kind is SourceKind.HTML and (self.listing is None or self.detail is None):
+            raise ValueError("an html source needs both 'listing' and 'detail' selectors")
+        return self
+
+    @field_validator("start_urls")
+    @classmethod
+    def _http_only(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"start URL must be http(s): {url!r}")
+        return urls
+
+
+class VolumeSpikeRule(_Strict):
+    """Volume spike: posts in the current window vs the same-length windows before it."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "volume_spike"
+    type: Literal["volume_spike"] = "volume_spike"
+    enabled: bool = True
+    window_minutes: int = Field(default=30, ge=1)
+    baseline_windows: int = Field(default=48, ge=2, description="past windows in the baseline")
+    min_count: int = Field(default=8, ge=1, description="floor: fewer posts never spike")
+    ratio: float = Field(default=3.0, gt=1.0, description="current / baseline mean to match")
+    negative_only: bool = False
+    dry_run: bool = False
+
+
+RuleConfig = Annotated[VolumeSpikeRule, Field(discriminator="type")]
+
+
+class ChannelConfig(_Strict):
+    """A notification channel. Tokens and passwords are read from the named env variable."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    type: Literal["log", "webhook", "email", "wecom", "dingtalk", "feishu"]
+    enabled: bool = True
+    min_grade: Literal["IV", "III", "II", "I"] = "IV"
+    url: str | None = None
+    recipients: list[str] = Field(default_factory=list)
+    secret_env: str | None = Field(default=None, description="env variable holding the secret")
+
+
+class StorageConfig(_Strict):
+    posts_backend: Literal["local", "elasticsearch"] = "local"
+    posts_path: Path = Path("var/posts.db")
+    state_url: str = "sqlite:///var/state.db"
+    spool_dir: Path = Path("var/spool")
+    es_url: str | None = None
+    es_index_prefix: str = "yuqing-posts"
+
+
+class SchedulerConfig(_Strict):
+    detect_interval_seconds: int = Field(default=60, ge=5)
+    misfire_grace_seconds: int = Field(default=120, ge=1)
+    crawl_timeout_seconds: int = Field(default=900, ge=10)
+
+
+class DashboardConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8501"
+
+
+class CrawlConfig(_Strict):
+    user_agent: str = (
+        "yuqing-monitor/0.1 (+reputational-risk monitoring; contact: it-ops@example.com)"
+    )
+    obey_robots: bool = True
+    autothrottle: bool = True
+    download_delay: float = Field(default=0.5, ge=0)
+    concurrent_per_domain: int = Field(default=2, ge=1)
+    retry_times: int = Field(default=3, ge=0)
+    timeout_seconds: int = Field(default=30, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of yuqing's settings. Build with :func:`load_settings` (it names bad keys)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="YUQING_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    timezone: str = "Asia/Shanghai"
+    secret_key: SecretStr = SecretStr("change-me")
+    data_dir: Path = Path("var")
+    watchlist: Watchlist = Watchlist()
+    sources: list[SourceConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=lambda: [VolumeSpikeRule()])
+    channels: list[ChannelConfig] = Field(
+        default_factory=lambda: [ChannelConfig(name="log", type="log")]
+    )
+    storage: StorageConfig = StorageConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    crawl: CrawlConfig = CrawlConfig()
+
+    @model_validator(mode="after")
+    def _checks(self) -> Settings:
+        if self.env == "prod" and self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "secret_key: set YUQING_SECRET_KEY to a real secret; "
+                "placeholders are refused in prod"
+            )
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"sources: duplicate source names {dup}")
+        rule_names = [r.name for r in self.rules]
+        dup = sorted({n for n in rule_names if rule_names.count(n) > 1})
+        if dup:
+            raise ValueError(f"rules: duplicate rule names {dup}")
+        return self
+
+    def source(self, name: str) -> SourceConfig:
+        """The source called ``name``; raises ``ConfigError`` listing the known ones."""
+        for src in self.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.sources) or "(none)"
+        raise ConfigError(f"unknown source {name!r}; configured sources: {known}")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs (the YAML file, passed by load_settings, and test overrides)
+        # < environment: the documented precedence is defaults < file < env.
+        return (env_settings, init_settings)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse the YAML config at ``path`` into a mapping.
+
+    Raises ``ConfigError`` if it is missing, not YAML, not a mapping, or holds a secret.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    for key in SECRET_FIELDS:
+        if key in data:
+            raise ConfigError(
+                f"{path}: '{key}' must not be written in a config file; "
+                f"set YUQING_{key.upper()} in the environment"
+            )
+    return data
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        lines.append(f"  - {key}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the config file and the environment.
+
+    ``config_path`` defaults to ``$YUQING_CONFIG``; with neither, only defaults
+    and the environment apply. Raises ``ConfigError`` with one line per bad key.
+    """
+    path_str = config_path if config_path is not None else os.environ.get("YUQING_CONFIG")
+    data: dict[str, Any] = {}
+    origin = "defaults and environment"
+    if path_str:
+        path = Path(path_str)
+        data = read_config_file(path)
+        origin = f"{path} and environment"
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached). Tests call ``get_settings.cache_clear()``."""
+    return load_settings()

@@ -1,0 +1,120 @@
+"""Pure parsers for what pages show: publish times and counts.
+
+Chinese sites show times in many shapes and almost never with a zone; we
+read them as local time of the configured zone (Asia/Shanghai by default)
+and return UTC. Counts come as "1.2万", "1,234", "回复 12" or "--".
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+from email.utils import parsedate_to_datetime
+
+_DATE_TIME = re.compile(
+    r"(?P<y>\d{4})\s*[-/.年]\s*(?P<mo>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
+    r"(?:[\sT]*(?P<h>\d{1,2})\s*[:：时]\s*(?P<mi>\d{2})(?:\s*[:：分]\s*(?P<s>\d{2}))?)?"
+)
+_RELATIVE = re.compile(r"(?P<n>\d+)\s*(?P<unit>秒|分钟|小时|天)前")
+_DAY_WORD = re.compile(r"(?P<word>今天|昨天|前天)\s*(?P<h>\d{1,2})[:：](?P<mi>\d{2})")
+_COUNT = re.compile(r"(?P<n>\d+(?:[.,]\d+)*)\s*(?P<unit>万|w|W|亿|k|K|千)?")
+
+
+def parse_published(raw: str | datetime | None, zone: tzinfo, now: datetime) -> datetime | None:
+    """The UTC publish time that ``raw`` describes, or ``None`` if it describes none.
+
+    Accepts an aware or naive ``datetime``; ISO 8601 ("2026-11-23T14:05:00+08:00");
+    RFC 822 ("Mon, 23 Nov 2026 14:05:09 +0800"); local formats found on Chinese
+    sites ("2026-11-23 14:05", "2026/11/23 14:05:09", "2026年11月23日 14:05",
+    embedded in text such as "发表于 …"); and relative ones ("刚刚", "5分钟前",
+    "昨天 14:05") counted from ``now``. Anything without an offset is local time
+    in ``zone``. Never raises for bad input: unparseable text gives ``None``.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):
+        return _to_utc(raw, zone)
+    text = " ".join(str(raw).split())
+    if not text:
+        return None
+    # ISO 8601 first: it is exact and carries its own offset when it has one.
+    try:
+        return _to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
+    except ValueError:
+        pass
+    if re.match(r"^[A-Za-z]{3},?\s+\d", text) or re.match(r"^\d{1,2}\s+[A-Za-z]{3}\s+\d{4}", text):
+        try:
+            return _to_utc(parsedate_to_datetime(text), zone)
+        except (TypeError, ValueError, IndexError):
+            pass
+    m = _DATE_TIME.search(text)
+    if m:
+        try:
+            local = datetime(
+                int(m["y"]),
+                int(m["mo"]),
+                int(m["d"]),
+                int(m["h"] or 0),
+                int(m["mi"] or 0),
+                int(m["s"] or 0),
+            )
+        except ValueError:
+            return None
+        return _to_utc(local, zone)
+    return _parse_relative(text, zone, now)
+
+
+def _parse_relative(text: str, zone: tzinfo, now: datetime) -> datetime | None:
+    if "刚刚" in text:
+        return now.astimezone(UTC)
+    m = _RELATIVE.search(text)
+    if m:
+        n = int(m["n"])
+        unit = {"秒": "seconds", "分钟": "minutes", "小时": "hours", "天": "days"}[m["unit"]]
+        return (now - timedelta(**{unit: n})).astimezone(UTC)
+    m = _DAY_WORD.search(text)
+    if m:
+        days_back = {"今天": 0, "昨天": 1, "前天": 2}[m["word"]]
+        local_now = now.astimezone(zone)
+        day = local_now.date() - timedelta(days=days_back)
+        local = datetime(day.year, day.month, day.day, int(m["h"]), int(m["mi"]))
+        try:
+            return _to_utc(local, zone)
+        except ValueError:
+            return None
+    return None
+
+
+def _to_utc(value: datetime, zone: tzinfo) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def parse_count(raw: str | int | None) -> int | None:
+    """The number in ``raw``: "1.2万" → 12000, "1,234" → 1234, "回复 12" → 12.
+
+    ``None`` when there is no number ("--", "", None). Never negative.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, bool):  # bool is an int; a flag is never a count
+        return None
+    if isinstance(raw, int):
+        return max(raw, 0)
+    m = _COUNT.search(str(raw))
+    if not m:
+        return None
+    digits = m["n"]
+    # "1,234" is a thousands separator; "1.2" a decimal point.
+    number = float(digits.replace(",", "")) if "," in digits else float(digits)
+    factor = {
+        "万": 10_000,
+        "w": 10_000,
+        "W": 10_000,
+        "亿": 100_000_000,
+        "k": 1000,
+        "K": 1000,
+        "千": 1000,
+    }.get(m["unit"] or "", 1)
+    return round(number * factor)

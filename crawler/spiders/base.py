@@ -1,0 +1,182 @@
+"""What the yuqing spiders share: the source config, selectors, detail extraction, errbacks.
+
+Spiders only extract (STYLE: "spiders/ (extraction only)"): they yield
+:class:`crawler.items.RawPost` with fields as the page shows them; the
+pipelines validate, clean, filter and store.
+
+Selectors come from config: CSS, or XPath when the string starts with
+``xpath:``. A selector may select elements (their whole text is taken) or
+text/attribute nodes (``::text``, ``::attr(href)``, ``/@href``). A selector
+that matches nothing is never silent: the first miss per field logs a warning
+naming the source and the selector, every miss counts in
+``yuqing/selector_miss/<field>``, and a summary is logged when the spider closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from parsel import Selector, SelectorList
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from core.settings import DetailSelectors, SourceConfig
+from crawler.items import RawPost
+
+log = logging.getLogger(__name__)
+
+XPATH_PREFIX = "xpath:"
+COUNT_FIELDS = ("followers", "reposts", "comments", "likes")
+
+
+def select(node: Response | Selector, query: str) -> SelectorList[Selector]:
+    """Apply a config selector: XPath if it starts with ``xpath:``, CSS otherwise."""
+    if query.startswith(XPATH_PREFIX):
+        return node.xpath(query[len(XPATH_PREFIX) :].strip())
+    return node.css(query)
+
+
+def node_texts(nodes: SelectorList[Selector]) -> list[str]:
+    """The non-empty, stripped text of each selected node (whole text of an element)."""
+    out = []
+    for node in nodes:
+        root = node.root
+        value = root if isinstance(root, str) else (node.xpath("string()").get() or "")
+        value = value.strip()
+        if value:
+            out.append(value)
+    return out
+
+
+def node_links(nodes: SelectorList[Selector]) -> list[str]:
+    """URLs from selected nodes: attribute/text values as they are, elements by their @href."""
+    out = []
+    for node in nodes:
+        value = node.root if isinstance(node.root, str) else node.attrib.get("href")
+        if value and value.strip():
+            out.append(value.strip())
+    return out
+
+
+class SourceSpider(Spider):
+    """Base of the yuqing spiders; takes the :class:`SourceConfig` as ``source``."""
+
+    def __init__(self, source: SourceConfig | None = None, **kwargs: Any) -> None:
+        if not isinstance(source, SourceConfig):
+            raise TypeError(
+                f"{type(self).__name__} needs source=<core.settings.SourceConfig>, got "
+                f"{type(source).__name__}; run it through crawler.runner.run_crawl"
+            )
+        # The spider is named after the source so logs and stats say which one.
+        kwargs.pop("name", None)
+        super().__init__(source.name, **kwargs)
+        self.source = source
+        self.start_urls = list(source.start_urls)
+        self._misses: Counter[str] = Counter()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SourceSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._summarize_misses, signal=signals.spider_closed)
+        return spider
+
+    async def start(self) -> Any:
+        for url in self.start_urls:
+            yield Request(
+                url,
+                callback=self.parse,
+                errback=self.request_failed,
+                dont_filter=True,
+                meta={"yuqing_start": True, "yuqing_page": 1},
+            )
+
+    # -- selectors -------------------------------------------------------------
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(key, count)
+
+    def missed(self, field: str, query: str, url: str) -> None:
+        """Record that ``query`` (for ``field``) matched nothing on ``url``."""
+        self._inc(f"yuqing/selector_miss/{field}")
+        self._misses[field] += 1
+        if self._misses[field] == 1:
+            self.logger.warning(
+                "source %s: selector for %s %r matched nothing on %s "
+                "(further misses are counted in yuqing/selector_miss/%s)",
+                self.source.name,
+                field,
+                query,
+                url,
+                field,
+            )
+
+    def _summarize_misses(self, spider: Spider) -> None:
+        if spider is not self or not self._misses:
+            return
+        summary = ", ".join(f"{f}: {n}" for f, n in sorted(self._misses.items()))
+        self.logger.warning(
+            "source %s: selectors that matched nothing: %s", self.source.name, summary
+        )
+
+    def first_text(self, response: Response, field: str, query: str | None) -> str | None:
+        """The first text that ``query`` selects, or ``None`` (a miss is recorded)."""
+        if not query:
+            return None
+        texts = node_texts(select(response, query))
+        if not texts:
+            self.missed(field, query, response.url)
+            return None
+        return texts[0]
+
+    def extract_detail(self, response: Response, detail: DetailSelectors) -> RawPost:
+        """A :class:`RawPost` from a detail page using the configured selectors."""
+        texts = node_texts(select(response, detail.text))
+        if not texts:
+            self.missed("text", detail.text, response.url)
+        item = RawPost(
+            url=response.url,
+            source=self.source.name,
+            platform=str(self.source.platform),
+            title=self.first_text(response, "title", detail.title) or "",
+            text="\n".join(texts),
+            author=self.first_text(response, "author", detail.author),
+            published_at=self.first_text(response, "published_at", detail.published_at),
+        )
+        for name in COUNT_FIELDS:
+            setattr(item, name, self.first_text(response, name, getattr(detail, name)))
+        return item
+
+    # -- failures ----------------------------------------------------------------
+
+    def request_failed(self, failure: Failure) -> None:
+        """Count and log a request that failed for good (after retries)."""
+        request = failure.request  # type: ignore[attr-defined]
+        is_start = bool(request.meta.get("yuqing_start"))
+        error = failure.value
+        if isinstance(error, HttpError):  # checked first: HttpError is an IgnoreRequest
+            status = error.response.status
+            self._inc(f"yuqing/errors/http_{status}")
+            reason = f"HTTP {status}"
+        elif isinstance(error, IgnoreRequest):
+            # RobotsTxtMiddleware (or another policy) refused it: not an outage.
+            self._inc("yuqing/ignored")
+            reason = f"not fetched: {error or 'ignored by a downloader policy'}"
+        else:
+            self._inc("yuqing/errors/request")
+            reason = f"{type(error).__name__}: {error}"
+        if is_start:
+            self._inc("yuqing/errors/start")
+            assert self.crawler.stats is not None
+            self.crawler.stats.set_value("yuqing/start_error", f"{request.url}: {reason}")
+            self.logger.error(
+                "source %s: start URL %s failed: %s", self.source.name, request.url, reason
+            )
+        else:
+            self.logger.warning("source %s: %s failed: %s", self.source.name, request.url, reason)

@@ -1,0 +1,70 @@
+"""A config-driven list → detail spider for forums, complaint platforms and news lists.
+
+From each start URL it reads list pages (``listing.item_links``), follows
+``listing.next_page`` up to ``max_pages`` list pages, and extracts each detail
+page with the ``detail`` selectors. Adding a site is a config change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from scrapy import Request
+from scrapy.http import Response
+
+from core.settings import SourceConfig
+from crawler.items import RawPost
+from crawler.spiders.base import SourceSpider, node_links, select
+
+
+class SiteSpider(SourceSpider):
+    """List → detail extraction driven by ``SourceConfig.listing`` and ``.detail``."""
+
+    name = "site"
+
+    def __init__(self, source: SourceConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(source, **kwargs)
+        if self.source.listing is None or self.source.detail is None:
+            raise ValueError(f"source {self.source.name}: an html source needs listing and detail")
+        self.listing = self.source.listing
+        self.detail = self.source.detail
+
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Request]:
+        """A list page: detail requests, then the next list page while under ``max_pages``."""
+        page = int(response.meta.get("yuqing_page", 1))
+        self._inc("yuqing/list_pages")
+        links = node_links(select(response, self.listing.item_links))
+        if not links:
+            self.missed("listing.item_links", self.listing.item_links, response.url)
+            if page == 1:
+                # An empty first page is a redesign or an outage page, not "no news".
+                self._inc("yuqing/errors/empty_listing")
+        for link in links:
+            yield response.follow(link, callback=self.parse_detail, errback=self.request_failed)
+        if not self.listing.next_page:
+            return
+        next_links = node_links(select(response, self.listing.next_page))
+        if not next_links:
+            # The last page has no "next" link; that is normal, so no warning.
+            self.logger.debug("source %s: no next page after %s", self.source.name, response.url)
+            return
+        if page >= self.source.max_pages:
+            self._inc("yuqing/list_max_pages_reached")
+            self.logger.info(
+                "source %s: stopping at max_pages=%d (%s has a next page)",
+                self.source.name,
+                self.source.max_pages,
+                response.url,
+            )
+            return
+        yield response.follow(
+            next_links[0],
+            callback=self.parse,
+            errback=self.request_failed,
+            meta={"yuqing_page": page + 1},
+        )
+
+    def parse_detail(self, response: Response) -> Iterator[RawPost]:
+        """A detail page → one :class:`RawPost`."""
+        yield self.extract_detail(response, self.detail)

@@ -1,0 +1,40 @@
+"""Streamlit main script for AppTest: the real app over stores named by the environment.
+
+It plays the part of ``yuqing/dashboard_main.py`` without the bootstrap, so
+the tests control the data:
+
+* ``YUQING_TEST_POSTS_DB`` — path of the seeded LocalPostStore file;
+* ``YUQING_TEST_STATE_URL`` — SQLAlchemy URL of the seeded state database;
+* ``YUQING_TEST_PAGE`` — url_path of the page to open (overview, feed, incidents);
+* ``YUQING_TEST_DOWN`` — ``posts`` or ``state`` to replace that store by a failing one,
+  ``build`` to make building the data fail (a store unreachable at start).
+"""
+
+import os
+
+from core.errors import StoreUnavailable
+from dashboard.app import main
+from dashboard.data import DashboardData
+from nlp.segment import tokenize
+from storage.local import LocalPostStore
+from storage.state import SqlStateStore
+from tests.dashboard.fakes import DownPostStore, DownStateStore
+
+
+def build() -> DashboardData:
+    """Build DashboardData over the test stores (or a failing one)."""
+    down = os.environ.get("YUQING_TEST_DOWN", "")
+    if down == "build":
+        raise StoreUnavailable("state database sqlite:///nowhere unavailable (simulated)")
+    posts = (
+        DownPostStore()
+        if down == "posts"
+        else LocalPostStore(os.environ["YUQING_TEST_POSTS_DB"], tokenize)
+    )
+    state = (
+        DownStateStore() if down == "state" else SqlStateStore(os.environ["YUQING_TEST_STATE_URL"])
+    )
+    return DashboardData(posts, state)
+
+
+main(build, default_page=os.environ.get("YUQING_TEST_PAGE", "overview"))

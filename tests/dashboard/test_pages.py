@@ -1,0 +1,266 @@
+"""Streamlit AppTest over every page of the dashboard, on seeded real local stores.
+
+Each test runs ``tests/dashboard/app_entry.py`` (the real ``dashboard.app.main``
+with test stores) and opens one page through ``YUQING_TEST_PAGE``: AppTest's
+``switch_page`` only knows file pages, and ours are callables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.models import PostQuery
+from core.vocab import IncidentStatus
+from dashboard.app import main
+from dashboard.data import DashboardData
+from tests.dashboard.seed import (
+    HOSTILE_TEXT,
+    HOSTILE_TITLE,
+    LOSS_TEXT,
+    RAW_PHONE,
+    SEARCH_WORD,
+    Seed,
+)
+
+ENTRY = Path(__file__).with_name("app_entry.py")
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fresh_streamlit_cache: None) -> None:
+    """Every test builds its own cached DashboardData."""
+
+
+@pytest.fixture
+def open_page(
+    seed: Seed, store_paths: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., AppTest]]:
+    """Open a page of the app over the seeded stores; ``down`` makes one store fail."""
+    posts_path, state_url = store_paths
+    monkeypatch.setenv("YUQING_TEST_POSTS_DB", str(posts_path))
+    monkeypatch.setenv("YUQING_TEST_STATE_URL", state_url)
+
+    def _open(page: str, *, down: str = "", query: dict[str, str] | None = None) -> AppTest:
+        monkeypatch.setenv("YUQING_TEST_PAGE", page)
+        monkeypatch.setenv("YUQING_TEST_DOWN", down)
+        st.cache_resource.clear()  # the cached DashboardData is per process: rebuild it
+        at = AppTest.from_file(str(ENTRY), default_timeout=30)
+        for name, value in (query or {}).items():
+            at.query_params[name] = value
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    yield _open
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def _everything(at: AppTest) -> str:
+    """Every string the page shows, for "never shown" checks."""
+    parts = [*_texts(at)]
+    parts += [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [s.value for s in at.success]
+    for frame in at.dataframe:
+        parts.append(frame.value.to_string())
+    return "\n".join(str(p) for p in parts)
+
+
+# ---------------------------------------------------------------------- overview
+
+
+def test_overview_numbers_match_the_store(open_page: Callable[..., AppTest], seed: Seed) -> None:
+    at = open_page("overview")
+    assert at.title[0].value == "总览"
+    in_24h = seed.post_store.count(PostQuery(since=seed.now - timedelta(hours=24)))
+    assert _metric(at, "舆情总量") == str(in_24h) == "5"
+    assert _metric(at, "负面占比") == "60.0%"
+    assert _metric(at, "高危信号帖") == "1"
+    assert _metric(at, "未结事件") == "1"
+    assert _metric(at, "🟠 II 重大") == "1"
+    assert _metric(at, "🔴 I 特别重大") == "0"
+    assert len(at.get("vega_lite_chart")) == 3  # volume, topics, sources
+    incidents = at.dataframe[0].value
+    assert list(incidents["标题"]) == [seed.incident.title]
+    assert list(incidents["等级"]) == ["🟠 II 重大"]
+
+    at.segmented_control(key="overview_range").set_value("7d").run()
+    assert not at.exception
+    assert _metric(at, "舆情总量") == "29"
+
+
+def test_overview_shows_an_outage_not_zeros(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("overview", down="posts")
+    assert len(at.error) == 1
+    assert "post store" in at.error[0].value
+    assert "simulated outage" in at.error[0].value
+    assert len(at.metric) == 0  # no "0 posts" anywhere
+
+    at = open_page("overview", down="state")
+    assert "state store" in at.error[0].value
+    assert len(at.metric) == 0
+
+
+def test_store_down_at_start_is_an_error_then_retried(
+    open_page: Callable[..., AppTest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page("overview", down="build")
+    assert "无法连接数据存储" in at.error[0].value
+    assert len(at.metric) == 0
+    # A failed build is not cached: once the store is back, the next run works.
+    monkeypatch.setenv("YUQING_TEST_DOWN", "")
+    at.run()
+    assert not at.exception and not at.error
+    assert _metric(at, "舆情总量") == "5"
+
+
+def test_main_refuses_an_unknown_page() -> None:
+    with pytest.raises(ValueError, match="unknown page"):
+        main(_never_called, default_page="nope")
+
+
+def _never_called() -> DashboardData:
+    raise AssertionError("the factory must not be called")
+
+
+# ---------------------------------------------------------------------- feed
+
+
+def test_feed_search_shows_the_post(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("feed")
+    assert at.title[0].value == "舆情信息流"
+    assert any("共 29 条" in c.value for c in at.caption)  # default range: 7 days
+    at.text_input(key="feed_text").input(SEARCH_WORD).run()
+    assert not at.exception
+    assert any("共 1 条" in c.value for c in at.caption)
+    assert LOSS_TEXT in _texts(at)
+
+
+def test_feed_shows_hostile_text_literally_and_masked(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("feed")
+    texts = _texts(at)
+    assert HOSTILE_TITLE in texts
+    assert HOSTILE_TEXT.replace(RAW_PHONE, "138****5678") in texts
+    everything = _everything(at)
+    assert RAW_PHONE not in everything
+    # Nothing of the post went through Markdown/HTML rendering.
+    for md in at.markdown:
+        assert "<script>" not in md.value and "javascript:" not in md.value
+
+
+def test_feed_paging(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("feed")
+    first_page = _texts(at)
+    assert any("第 1 页（第 1–20 条）" in c.value for c in at.caption)
+    at.button(key="feed_next").click().run()
+    assert not at.exception
+    assert any("第 2 页（第 21–29 条）" in c.value for c in at.caption)
+    assert at.button(key="feed_next").disabled
+    second_page = _texts(at)
+    assert not set(first_page) & set(second_page)
+    at.button(key="feed_prev").click().run()
+    assert any("第 1 页" in c.value for c in at.caption)
+
+
+def test_feed_filters_reset_paging(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("feed")
+    at.button(key="feed_next").click().run()
+    at.multiselect(key="feed_sources").select("news").run()
+    assert not at.exception
+    assert any("第 1 页" in c.value and "共 2 条" in c.value for c in at.caption)  # news, 7 days
+
+
+def test_feed_stale_cursor_goes_back_to_page_one(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("feed")
+    at.button(key="feed_next").click().run()
+    at.session_state["feed_paging"].cursors[-1] = "not-a-cursor"
+    at.run()
+    assert not at.exception and not at.error
+    assert any("第 1 页（第 1–20 条）" in c.value for c in at.caption)
+
+
+def test_feed_outage(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("feed", down="posts")
+    assert "post store" in at.error[0].value
+    assert not any("共 0 条" in c.value for c in at.caption)
+
+
+# ---------------------------------------------------------------------- incidents
+
+
+def test_incidents_page_and_acknowledge(open_page: Callable[..., AppTest], seed: Seed) -> None:
+    incident_id = seed.incident.id
+    at = open_page("incidents")
+    assert at.title[0].value == "事件"
+    assert list(at.dataframe[0].value["编号"]) == [incident_id]
+    assert at.selectbox(key="incident_selected").value == incident_id
+    assert _metric(at, "帖子数") == "3"
+    texts = _texts(at)
+    assert seed.incident.title in texts
+    assert LOSS_TEXT in texts  # its posts, masked, as text
+    assert RAW_PHONE not in _everything(at)
+    timeline = at.dataframe[1].value
+    assert list(timeline["事件"]) == ["事件开启", "告警"]
+    assert at.text_input(key="incident_user").value == "analyst"
+
+    at.text_input(key="incident_note").input("已通知分行").run()
+    at.button(key="incident_ack").click().run()
+    assert not at.exception
+    stored = seed.state_store.get_incident(incident_id or 0)
+    assert stored is not None and stored.status is IncidentStatus.ACKNOWLEDGED
+    assert "已确认" in at.success[0].value
+    assert at.button(key="incident_ack").disabled
+
+    at.text_input(key="incident_user").input("head-office").run()
+    at.button(key="incident_resolve").click().run()
+    assert not at.exception
+    stored = seed.state_store.get_incident(incident_id or 0)
+    assert stored is not None and stored.status is IncidentStatus.RESOLVED
+    # Resolved incidents leave the default (active) list.
+    assert len(at.dataframe) == 0 or incident_id not in list(at.dataframe[0].value["编号"])
+
+
+def test_incident_link_opens_it_and_a_resolved_selection_is_dropped(
+    open_page: Callable[..., AppTest], seed: Seed
+) -> None:
+    second = seed.state_store.save_incident(
+        seed.incident.model_copy(update={"id": None, "title": "第二个事件", "key": "all"})
+    )
+    # Newest first: without a link the second incident would be selected.
+    at = open_page("incidents", query={"incident": str(seed.incident.id)})
+    assert at.selectbox(key="incident_selected").value == seed.incident.id
+    at.selectbox(key="incident_selected").select(second.id).run()
+    at.button(key="incident_resolve").click().run()
+    assert not at.exception
+    # The resolved incident left the active list; the remaining one is selected now.
+    assert at.selectbox(key="incident_selected").value == seed.incident.id
+    assert "已解决" in at.success[0].value
+
+
+def test_incident_action_needs_a_user(open_page: Callable[..., AppTest], seed: Seed) -> None:
+    at = open_page("incidents")
+    at.text_input(key="incident_user").input(" ").run()
+    at.button(key="incident_ack").click().run()
+    assert "操作人" in at.error[0].value
+    stored = seed.state_store.get_incident(seed.incident.id or 0)
+    assert stored is not None and stored.status is IncidentStatus.OPEN
+
+
+def test_incidents_outages(open_page: Callable[..., AppTest], seed: Seed) -> None:
+    at = open_page("incidents", down="state")
+    assert "state store" in at.error[0].value
+    # Post store down: the list (state store) shows, the room says posts are unavailable.
+    at = open_page("incidents", down="posts")
+    assert list(at.dataframe[0].value["编号"]) == [seed.incident.id]
+    assert "post store" in at.error[0].value

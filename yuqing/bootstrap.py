@@ -1,0 +1,130 @@
+"""The one place that picks adapters from settings.
+
+Everything else receives already-built ports: the crawler gets a
+:class:`crawler.services.CrawlServices`, the service gets stores and
+notifiers, the dashboard gets a :class:`dashboard.data.DashboardData`
+factory. Swapping SQLite for Elasticsearch or PostgreSQL is a settings change
+that only this module reads.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from alerts.detector import Detector
+from alerts.service import Service
+from core.errors import ConfigError
+from core.models import CrawlRun
+from core.ports import PostStore, StateStore
+from core.settings import Settings, get_settings
+from crawler.services import CrawlServices
+from dashboard.data import DashboardData
+from nlp.analyzer import Analyzer
+from nlp.mentions import MentionMatcher
+from nlp.segment import tokenize
+from storage.local import LocalPostStore
+from storage.spool import Spool
+from storage.state import SqlStateStore
+
+
+def build_post_store(settings: Settings) -> PostStore:
+    """The PostStore named by ``storage.posts_backend``.
+
+    Raises ``ConfigError`` for a backend this release does not ship and
+    ``StoreUnavailable`` when the store cannot be opened.
+    """
+    backend = settings.storage.posts_backend
+    if backend == "local":
+        return LocalPostStore(settings.storage.posts_path, tokenizer=tokenize)
+    raise ConfigError(
+        f"storage.posts_backend: {backend!r} is not available in this release "
+        "(the Elasticsearch adapter arrives with its issue); use 'local'"
+    )
+
+
+def build_state_store(settings: Settings) -> StateStore:
+    """The state database at ``storage.state_url`` (tables created if missing)."""
+    return SqlStateStore(settings.storage.state_url)
+
+
+def build_analyzer(settings: Settings) -> Analyzer:
+    """The analyzer for the configured watchlist."""
+    return Analyzer(settings.watchlist)
+
+
+def build_crawl_services(settings: Settings) -> CrawlServices:
+    """Everything one crawl needs; the caller closes it (``services.close()``)."""
+    return CrawlServices(
+        post_store=build_post_store(settings),
+        spool=Spool(settings.storage.spool_dir),
+        analyzer=build_analyzer(settings),
+        mention_matcher=MentionMatcher(settings.watchlist),
+        state_store=build_state_store(settings),
+    )
+
+
+def run_one_crawl(settings: Settings, source: str, services: CrawlServices) -> CrawlRun:
+    """Crawl ``source`` once in this process (Scrapy's reactor: once per process)."""
+    from crawler.runner import run_crawl
+
+    return run_crawl(settings, source, services)
+
+
+def crawl_command_for(config_path: Path | None) -> Callable[[str], list[str]]:
+    """How the service starts the crawl of one source as a child process."""
+    config_args = ["--config", str(Path(config_path).resolve())] if config_path else []
+
+    def command(source: str) -> list[str]:
+        return [sys.executable, "-m", "yuqing", "crawl", source, *config_args]
+
+    return command
+
+
+def build_detector(settings: Settings) -> tuple[Detector, Callable[[], None]]:
+    """A detector over freshly opened stores, and the function that closes them."""
+    posts, state = build_post_store(settings), build_state_store(settings)
+
+    def close() -> None:
+        posts.close()
+        state.close()
+
+    return Detector.from_settings(settings, posts, state), close
+
+
+class _OwningService(Service):
+    """A Service that also closes the stores bootstrap opened for it."""
+
+    def __init__(self, settings: Settings, config_path: Path | None) -> None:
+        self._owned_posts = build_post_store(settings)
+        self._owned_state = build_state_store(settings)
+        super().__init__(
+            settings,
+            post_store=self._owned_posts,
+            state_store=self._owned_state,
+            crawl_command=crawl_command_for(config_path),
+        )
+
+    def run_forever(self) -> None:
+        try:
+            super().run_forever()
+        finally:
+            self._owned_posts.close()
+            self._owned_state.close()
+
+
+def build_service(settings: Settings, *, config_path: Path | None) -> Service:
+    """The ``yuqing run`` service; ``run_forever()`` closes its stores when it ends."""
+    return _OwningService(settings, config_path)
+
+
+def build_dashboard_data(settings: Settings | None = None) -> DashboardData:
+    """The dashboard's data module over the configured stores (settings from the environment)."""
+    settings = settings or get_settings()
+    return DashboardData(
+        build_post_store(settings),
+        build_state_store(settings),
+        tz=settings.timezone,
+        public_url=settings.dashboard.public_url,
+    )

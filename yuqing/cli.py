@@ -1,0 +1,300 @@
+"""The ``yuqing`` command.
+
+Every command takes ``--config`` (default ``$YUQING_CONFIG``). Heavy imports
+happen inside the commands so ``yuqing --help`` stays instant and a crawl
+child process loads only what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import ConfigError, YuqingError
+from core.settings import Settings, load_settings
+from yuqing.logging_setup import configure_logging
+
+app = typer.Typer(
+    name="yuqing",
+    help="舆情监测 — reputational-risk monitoring for a bank.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+incidents_app = typer.Typer(help="List, acknowledge and resolve incidents.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("yuqing.cli")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="YUQING_CONFIG",
+        help="YAML config file (default: $YUQING_CONFIG).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    """Load settings or exit 2 with the message that names the bad key."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err_console.print(f"[bold red]configuration error[/]\n{exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING …")
+    ] = None,
+) -> None:
+    configure_logging(log_level)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt = None) -> None:
+    """Validate the configuration and print what is in force (secrets hidden)."""
+    settings = _settings(config)
+    table = Table(title=f"yuqing config ({config or 'defaults'})")
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_row("env", settings.env)
+    table.add_row(
+        "bank", f"{settings.watchlist.bank.name} ({', '.join(settings.watchlist.bank.aliases)})"
+    )
+    table.add_row("sources", ", ".join(s.name for s in settings.sources) or "(none)")
+    table.add_row("rules", ", ".join(r.name for r in settings.rules) or "(none)")
+    table.add_row("channels", ", ".join(c.name for c in settings.channels) or "(none)")
+    table.add_row("post store", f"{settings.storage.posts_backend}: {settings.storage.posts_path}")
+    table.add_row("state db", _hide_password(settings.storage.state_url))
+    console.print(table)
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as-is: it holds no parsable password
+        return url
+
+
+@app.command()
+def crawl(
+    source: Annotated[str, typer.Argument(help="Source name from the config.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Crawl one source now (in this process) and print a summary."""
+    from yuqing.bootstrap import build_crawl_services, run_one_crawl
+
+    settings = _settings(config)
+    try:
+        settings.source(source)
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    services = build_crawl_services(settings)
+    try:
+        run = run_one_crawl(settings, source, services)
+    finally:
+        services.close()
+    table = Table(title=f"crawl {source}")
+    for col in ("fetched", "kept", "dropped", "errors", "ok"):
+        table.add_column(col)
+    dropped = ", ".join(f"{k}: {v}" for k, v in sorted(run.dropped.items())) or "0"
+    table.add_row(
+        str(run.fetched), str(run.kept), dropped, str(run.errors), "yes" if run.ok else "NO"
+    )
+    console.print(table)
+    if run.message:
+        console.print(run.message)
+    if not run.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def detect(config: ConfigOpt = None) -> None:
+    """Run every detection rule once now and print the alerts raised."""
+    from core.models import utcnow
+    from yuqing.bootstrap import build_detector
+
+    settings = _settings(config)
+    detector, close = build_detector(settings)
+    try:
+        alerts = detector.run_once(utcnow())
+    except YuqingError as exc:
+        err_console.print(f"[bold red]detection failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        close()
+    if not alerts:
+        console.print("no rule matched")
+    for alert in alerts:
+        console.print(
+            f"[{alert.grade.color}]{alert.grade.value} {alert.grade.label_zh}[/] {alert.summary}"
+        )
+
+
+@app.command()
+def run(config: ConfigOpt = None) -> None:
+    """Run the service: scheduled crawls (child processes), detectors and notifications."""
+    from yuqing.bootstrap import build_service
+
+    settings = _settings(config)
+    service = build_service(settings, config_path=config)
+    service.run_forever()
+
+
+@app.command()
+def dashboard(
+    config: ConfigOpt = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: dashboard.port).")] = None,
+) -> None:
+    """Start the Streamlit dashboard."""
+    settings = _settings(config)
+    os.execv(sys.executable, dashboard_command(settings, config, port))
+
+
+def dashboard_command(
+    settings: Settings, config: Path | None, port: int | None = None
+) -> list[str]:
+    """The argv that starts the dashboard with ``settings`` (used by ``dashboard`` and ``demo``)."""
+    if config is not None:
+        os.environ["YUQING_CONFIG"] = str(Path(config).resolve())
+    script = Path(__file__).with_name("dashboard_main.py")
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.address",
+        settings.dashboard.host,
+        "--server.port",
+        str(port or settings.dashboard.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the local demo web.")] = 8765,
+    dashboard_port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scenario YAML (default: the shipped one).")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Scenario minutes per real minute.")] = 1.0,
+    keep: Annotated[bool, typer.Option(help="Keep data of the previous demo run.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run everything locally: demo web → crawl → analyze → store → detect → alert → dashboard."""
+    from yuqing.demo_runner import run_demo
+
+    raise typer.Exit(
+        run_demo(
+            config=config,
+            port=port,
+            dashboard_port=dashboard_port,
+            scenario=scenario,
+            speed=speed,
+            keep=keep,
+        )
+    )
+
+
+@incidents_app.command("list")
+def incidents_list(
+    config: ConfigOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved incidents.")] = False,
+) -> None:
+    """List open (or all) incidents, newest first."""
+    from core.vocab import IncidentStatus
+    from yuqing.bootstrap import build_state_store
+
+    settings = _settings(config)
+    state = build_state_store(settings)
+    try:
+        status = None if all_ else [IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED]
+        rows = state.list_incidents(status=status)
+    finally:
+        state.close()
+    table = Table(title="incidents")
+    for col in ("id", "grade", "status", "opened (Asia/Shanghai)", "posts", "title"):
+        table.add_column(col)
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(settings.timezone)
+    for inc in rows:
+        table.add_row(
+            str(inc.id),
+            f"{inc.grade.value} {inc.grade.label_zh}",
+            inc.status.value,
+            inc.opened_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            str(inc.post_count),
+            inc.title,
+        )
+    console.print(table)
+
+
+def _change_incident(
+    action: str, incident_id: int, user: str, note: str, config: Path | None
+) -> None:
+    from yuqing.bootstrap import build_state_store
+
+    settings = _settings(config)
+    state = build_state_store(settings)
+    try:
+        method = state.acknowledge if action == "ack" else state.resolve
+        inc = method(incident_id, user=user, note=note)
+    except YuqingError as exc:
+        err_console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        state.close()
+    console.print(f"incident {inc.id}: {inc.status.value}")
+
+
+@incidents_app.command("ack")
+def incidents_ack(
+    incident_id: int,
+    user: Annotated[str, typer.Option(help="Who acknowledges (written to the audit log).")],
+    note: Annotated[str, typer.Option(help="Optional note.")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Acknowledge an incident."""
+    _change_incident("ack", incident_id, user, note, config)
+
+
+@incidents_app.command("resolve")
+def incidents_resolve(
+    incident_id: int,
+    user: Annotated[str, typer.Option(help="Who resolves (written to the audit log).")],
+    note: Annotated[str, typer.Option(help="Optional note.")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Resolve an incident."""
+    _change_incident("resolve", incident_id, user, note, config)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
