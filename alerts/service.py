@@ -80,6 +80,9 @@ OUTBOX_JOB_ID = "outbox"
 CRAWL_JOB_PREFIX = "crawl:"
 OUTBOX_INTERVAL_SECONDS = 30
 STDERR_TAIL_CHARS = 2000
+CRAWL_EXIT_RECORDED_NOT_OK = 3
+"""Exit code of a crawl child that ran, judged its run not ok and recorded that run itself
+(with its statistics); the service logs it but records no second, poorer run."""
 KILL_GRACE_SECONDS = 5.0
 
 
@@ -444,6 +447,13 @@ class Service:
             if stdout_tail:
                 logger.debug("crawl %s stdout tail:\n%s", source, stdout_tail)
             return CrawlOutcome(source, True, 0, duration, stderr_tail)
+        if code == CRAWL_EXIT_RECORDED_NOT_OK and not timed_out:
+            logger.warning(
+                "crawl %s ran but was not ok (recorded by the crawl); stderr tail:\n%s",
+                source,
+                stderr_tail[-STDERR_TAIL_CHARS // 4 :] or "(empty)",
+            )
+            return CrawlOutcome(source, False, code, duration, stderr_tail, "crawl not ok")
         message = f"timed out after {timeout}s and was killed" if timed_out else f"exit code {code}"
         logger.error(
             "crawl %s failed: %s after %.1fs; stderr tail:\n%s",

@@ -9,10 +9,12 @@ Calling it twice in one process raises ``ReactorNotRestartable``.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings as ScrapySettings
+from twisted.python.failure import Failure
 
 from core.models import CrawlRun, utcnow
 from core.settings import Settings, SourceConfig
@@ -80,13 +82,21 @@ def run_crawl(settings: Settings, source_name: str, services: CrawlServices) -> 
     )
     process = CrawlerProcess(scrapy_conf)
     crawler = process.create_crawler(SPIDERS[source.kind])
-    process.crawl(crawler, source=source)
-    failure: str | None = None
+    failures: list[str] = []
+
+    def _failed(failure: Failure) -> None:
+        # Scrapy logs a crawl that could not start (a pipeline or spider that
+        # raised while being built) and carries on; keep the reason for the run.
+        error = failure.value
+        failures.append(f"crawl failed: {type(error).__name__}: {error}")
+
+    process.crawl(crawler, source=source).addErrback(_failed)
     try:
         process.start()
     except Exception as exc:  # reported in the CrawlRun, not swallowed
         log.exception("crawl of %s failed", source.name)
-        failure = f"crawl failed: {type(exc).__name__}: {exc}"
+        failures.append(f"crawl failed: {type(exc).__name__}: {exc}")
+    failure = "; ".join(failures) or None
     stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
     log.debug("crawl %s stats: %s", source.name, stats)
     run = crawl_run_from_stats(source, stats, started=started, finished=utcnow(), failure=failure)
@@ -104,8 +114,8 @@ def crawl_run_from_stats(
     source: SourceConfig,
     stats: dict[str, Any],
     *,
-    started: Any,
-    finished: Any,
+    started: datetime,
+    finished: datetime,
     failure: str | None = None,
 ) -> CrawlRun:
     """Summarise Scrapy stats of one crawl as a :class:`CrawlRun` (pure; used by tests)."""
@@ -125,6 +135,7 @@ def crawl_run_from_stats(
     # "start" repeats a request error already counted under its own key.
     errors = sum(v for k, v in error_counts.items() if k != "start")
     errors += int(stats.get("spider_exceptions/count", 0))
+    errors += 1 if failure else 0
     inserted = int(stats.get("yuqing/store/inserted", 0))
     updated = int(stats.get("yuqing/store/updated", 0))
     spooled = int(stats.get("yuqing/store/spooled", 0))

@@ -15,7 +15,9 @@ Layout (schema version 2, ``PRAGMA user_version``)::
                     space-joined, tokenized by ``unicode61`` so that each CJK
                     word stays one token. rowid = posts.pk.
     post_signals    (post_pk, value): multi-valued fields, one row per value,
-    post_entities   so "posts with signal X" is an index lookup.
+    post_entities   so "posts with signal X" is an index lookup. A post's
+                    entities are its analysis entities plus its
+                    ``matched_entities`` (so unanalysed posts have some too).
 
 Semantics that every adapter shares (see ``tests/contract``):
 
@@ -44,6 +46,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -203,6 +206,33 @@ def make_snippet(text: str, terms: Sequence[str], *, before: int = 30, width: in
     return ("…" if start > 0 else "") + body + ("…" if end < len(text) else "")
 
 
+@dataclass(frozen=True)
+class _Filter:
+    """A PostQuery in SQL: ``rest`` are the conditions on ``posts p`` other than text."""
+
+    rest: str
+    rest_params: list[Any]
+    match: str | None  # the FTS5 expression; None: no text condition
+    tokens: list[str]  # the searchable tokens of the text (for highlighting)
+
+    def where(self) -> tuple[str, list[Any]]:
+        """All conditions on ``posts p``, the text as a rowid set from the FTS index."""
+        if self.match is None:
+            return self.rest, self.rest_params
+        text = "p.pk IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
+        return f"{text} AND {self.rest}", [self.match, *self.rest_params]
+
+
+def _count(conn: sqlite3.Connection, f: _Filter) -> int:
+    if f.match is not None and f.rest == "1":
+        # Text only: the FTS index alone knows the answer (it holds exactly the posts).
+        sql, params = "SELECT COUNT(*) FROM posts_fts WHERE posts_fts MATCH ?", [f.match]
+    else:
+        where, params = f.where()
+        sql = f"SELECT COUNT(*) FROM posts p WHERE {where}"
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
 class _ThreadConn(threading.local):
     conn: sqlite3.Connection | None = None
     generation: int = -1
@@ -270,9 +300,8 @@ class LocalPostStore:
             conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache per connection
-            conn.execute(
-                "PRAGMA mmap_size = 1073741824"
-            )  # reads without copies; RAM only if touched
+            # Memory-mapped reads avoid a copy per page; address space, not RAM.
+            conn.execute("PRAGMA mmap_size = 1073741824")
             if version < SCHEMA_VERSION:
                 self._upgrade_schema(conn)
         except BaseException:
@@ -486,11 +515,9 @@ class LocalPostStore:
 
     def count(self, query: PostQuery) -> int:
         """How many posts match ``query``. Raises ``StoreUnavailable`` on failure."""
-        where, params, _ = self._where(query)
+        f = self._filter(query)
         with self._transaction("count", write=False) as conn:
-            return int(
-                conn.execute(f"SELECT COUNT(*) FROM posts p WHERE {where}", params).fetchone()[0]
-            )
+            return _count(conn, f)
 
     def search(
         self,
@@ -516,12 +543,9 @@ class LocalPostStore:
             raise QueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
         if sort not in ("newest", "oldest", "relevance", "risk"):
             raise QueryError(f"unknown sort {sort!r}")
-        where, params, match = self._where(query)
-        if sort == "relevance" and match is None:
+        f = self._filter(query)
+        if sort == "relevance" and f.match is None:
             sort = "newest"
-        if sort == "relevance":
-            # BM25 needs the FTS row in the same query: join instead of IN (...).
-            rel_where, rel_params, _ = self._where(query, fts_join=True)
         fingerprint = hashlib.sha1(
             f"{sort}|{query.model_dump_json()}".encode(), usedforsecurity=False
         ).hexdigest()[:16]
@@ -529,14 +553,25 @@ class LocalPostStore:
 
         key_sql, order_sql, page_where, page_params = _keyset(sort, after)
         if sort == "relevance":
+            # bm25() needs the FTS row in the query itself; without other
+            # filters the posts table is not needed at all.
+            if f.rest == "1":
+                inner = (
+                    "SELECT rowid AS pk, bm25(posts_fts) AS score FROM posts_fts "
+                    "WHERE posts_fts MATCH ?"
+                )
+            else:
+                inner = (
+                    "SELECT p.pk AS pk, bm25(posts_fts) AS score FROM posts_fts "
+                    f"JOIN posts p ON p.pk = posts_fts.rowid WHERE posts_fts MATCH ? AND {f.rest}"
+                )
             sql = (
-                f"SELECT pk, {key_sql} FROM (SELECT p.pk AS pk, bm25(posts_fts) AS score "
-                f"FROM posts_fts JOIN posts p ON p.pk = posts_fts.rowid "
-                f"WHERE {rel_where}) "
-                f"WHERE {page_where} ORDER BY {order_sql} LIMIT ?"
+                f"SELECT pk, {key_sql} FROM ({inner}) WHERE {page_where} "
+                f"ORDER BY {order_sql} LIMIT ?"
             )
-            sql_params = [*rel_params, *page_params, limit + 1]
+            sql_params = [f.match, *f.rest_params, *page_params, limit + 1]
         else:
+            where, params = f.where()
             sql = (
                 f"SELECT p.pk, {key_sql} FROM posts p WHERE {where} AND {page_where} "
                 f"ORDER BY {order_sql} LIMIT ?"
@@ -545,9 +580,7 @@ class LocalPostStore:
 
         with self._transaction("search", write=False) as conn:
             keyed = conn.execute(sql, sql_params).fetchall()
-            total = int(
-                conn.execute(f"SELECT COUNT(*) FROM posts p WHERE {where}", params).fetchone()[0]
-            )
+            total = _count(conn, f)
             page = keyed[:limit]
             docs = (
                 dict(
@@ -560,7 +593,7 @@ class LocalPostStore:
                 else {}
             )
 
-        terms = self._query_tokens(query.text) if highlight else []
+        terms = f.tokens if highlight else []
         hits = []
         for row in page:
             post = Post.model_validate_json(docs[row[0]])
@@ -593,7 +626,7 @@ class LocalPostStore:
             raise QueryError(f"bucket_seconds must be a positive integer, got {bucket_seconds!r}")
         off = int(tz_offset_minutes) * 60
         b = bucket_seconds
-        where, params, _ = self._where(query)
+        where, params = self._filter(query).where()
         with self._transaction("histogram", write=False) as conn:
             rows = None
             if _index_only(query) and (group_by is None or group_by in _INDEXED_SCALARS):
@@ -693,7 +726,7 @@ class LocalPostStore:
         if not 1 <= size <= MAX_TERMS_SIZE:
             raise QueryError(f"size must be between 1 and {MAX_TERMS_SIZE}, got {size}")
         key, join, not_null = _group_column(field)
-        where, params, _ = self._where(query)
+        where, params = self._filter(query).where()
         with self._transaction("terms", write=False) as conn:
             if _index_only(query) and field in _INDEXED_SCALARS:
                 # As in histograms: a COUNT per value over its index range beats
@@ -739,26 +772,16 @@ class LocalPostStore:
                 seen.setdefault(tok, None)
         return list(seen)
 
-    def _where(self, q: PostQuery, *, fts_join: bool = False) -> tuple[str, list[Any], str | None]:
-        """SQL conditions on ``posts p`` for ``q``, their parameters and the FTS expression.
-
-        With ``fts_join`` the text condition is written for a query that joins
-        ``posts_fts`` itself (needed for ``bm25()``).
-        """
+    def _filter(self, q: PostQuery) -> _Filter:
+        """The SQL form of ``q``: conditions on ``posts p`` and the FTS expression."""
         clauses: list[str] = []
         params: list[Any] = []
         match: str | None = None
-
+        tokens: list[str] = []
         if q.text is not None and q.text.strip():
             tokens = self._query_tokens(q.text)
             if tokens:
                 match = " ".join(quote_fts(t) for t in tokens)  # juxtaposition = AND
-                clauses.append(
-                    "posts_fts MATCH ?"
-                    if fts_join
-                    else "p.pk IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
-                )
-                params.append(match)
             else:
                 clauses.append("0")  # nothing searchable in the text: no post can match
         if q.since is not None:
@@ -767,6 +790,11 @@ class LocalPostStore:
         if q.until is not None:
             clauses.append("p.published_at < ?")
             params.append(epoch_seconds(q.until))
+        # With a time range and only column filters, steer SQLite to the covering
+        # time index (a unary + makes a column unusable for index lookups): counting
+        # 7 days of a million posts from it takes ~6 ms, against ~70 ms through the
+        # sentiment or source index plus a table lookup per row.
+        plus = "+" if (q.since or q.until) and _index_only(q) else ""
         for column, values in (
             ("source", q.sources),
             ("platform", q.platforms),
@@ -774,7 +802,7 @@ class LocalPostStore:
             ("topic", q.topics),
         ):
             if values is not None:
-                _add_in(clauses, params, f"p.{column}", [str(v) for v in values])
+                _add_in(clauses, params, f"{plus}p.{column}", [str(v) for v in values])
         for table, values in (("post_signals", q.signals), ("post_entities", q.entities)):
             if values is not None:
                 if not values:
@@ -786,12 +814,12 @@ class LocalPostStore:
                     )
                     params.extend(values)
         if q.min_risk is not None:
-            clauses.append("p.risk >= ?")
+            clauses.append(f"{plus}p.risk >= ?")
             params.append(q.min_risk)
         if q.critical is not None:
-            clauses.append("p.critical = ?")
+            clauses.append(f"{plus}p.critical = ?")
             params.append(1 if q.critical else 0)
-        return (" AND ".join(clauses) or "1"), params, match
+        return _Filter(" AND ".join(clauses) or "1", params, match, tokens)
 
 
 def _index_only(q: PostQuery) -> bool:

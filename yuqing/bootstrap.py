@@ -9,14 +9,15 @@ that only this module reads.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from alerts.detector import Detector
 from alerts.service import Service
-from core.errors import ConfigError
-from core.models import CrawlRun
+from core.errors import ConfigError, StoreUnavailable
+from core.models import CrawlRun, PostQuery
 from core.ports import PostStore, StateStore
 from core.settings import Settings, get_settings
 from crawler.services import CrawlServices
@@ -27,6 +28,8 @@ from nlp.segment import tokenize
 from storage.local import LocalPostStore
 from storage.spool import Spool
 from storage.state import SqlStateStore
+
+log = logging.getLogger(__name__)
 
 
 def build_post_store(settings: Settings) -> PostStore:
@@ -99,6 +102,12 @@ class _OwningService(Service):
     def __init__(self, settings: Settings, config_path: Path | None) -> None:
         self._owned_posts = build_post_store(settings)
         self._owned_state = build_state_store(settings)
+        try:
+            # Create the schema now, before the first crawl children race to create it.
+            self._owned_posts.count(PostQuery())
+        except StoreUnavailable as exc:
+            # Not fatal: crawls spool their batches and the detector reports the outage.
+            log.error("post store unavailable at start: %s", exc)
         super().__init__(
             settings,
             post_store=self._owned_posts,

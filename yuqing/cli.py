@@ -98,6 +98,7 @@ def crawl(
     config: ConfigOpt = None,
 ) -> None:
     """Crawl one source now (in this process) and print a summary."""
+    from alerts.service import CRAWL_EXIT_RECORDED_NOT_OK
     from yuqing.bootstrap import build_crawl_services, run_one_crawl
 
     settings = _settings(config)
@@ -122,7 +123,8 @@ def crawl(
     if run.message:
         console.print(run.message)
     if not run.ok:
-        raise typer.Exit(1)
+        # Tell the scheduler the run is already recorded with its statistics.
+        raise typer.Exit(CRAWL_EXIT_RECORDED_NOT_OK)
 
 
 @app.command()
@@ -203,7 +205,9 @@ def demo(
     scenario: Annotated[
         Path | None, typer.Option(help="Scenario YAML (default: the shipped one).")
     ] = None,
-    speed: Annotated[float, typer.Option(help="Scenario minutes per real minute.")] = 1.0,
+    speed: Annotated[
+        float, typer.Option(help="Scenario minutes per real minute (the crisis comes sooner).")
+    ] = 2.0,
     keep: Annotated[bool, typer.Option(help="Keep data of the previous demo run.")] = False,
     config: ConfigOpt = None,
 ) -> None:

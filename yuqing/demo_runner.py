@@ -40,7 +40,9 @@ def _effective_config(base: Path, port: int, dashboard_port: int, out_dir: Path)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "effective-config.yaml"
     path.write_text(
-        "# Written by `yuqing demo` from " + str(base) + "; edit that file instead.\n"
+        "# Written by `yuqing demo` from "
+        + str(base)
+        + "; edit that file instead.\n"
         + yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
         encoding="utf-8",
     )
@@ -88,6 +90,9 @@ def run_demo(
 
     web = DemoWeb(load_scenario(scenario or default_scenario_path()), port=port, speed=speed)
     web.start()
+    # SIGTERM (a supervisor, `timeout`) stops the demo like Ctrl-C: the children run in
+    # their own sessions and would otherwise be orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     env = {**os.environ, "YUQING_CONFIG": str(effective.resolve()), "PYTHONUNBUFFERED": "1"}
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:

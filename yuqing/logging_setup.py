@@ -19,5 +19,15 @@ def configure_logging(level: str | None = None) -> None:
         root.addHandler(handler)
     root.setLevel(chosen)
     # Third-party chatter that buries our own lines at INFO.
-    for noisy in ("jieba", "urllib3", "apscheduler.executors.default", "scrapy.core.scraper"):
+    for noisy in (
+        "jieba",
+        "urllib3",
+        "apscheduler.executors.default",
+        "scrapy.core.scraper",
+        "scrapy.middleware",
+        "scrapy.crawler",
+        "scrapy.utils.log",
+        "scrapy.addons",
+        "scrapy.extensions.telnet",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,1 @@
+"""Spiders, one per kind of source: ``rss`` (RSS/Atom feeds) and ``site`` (list → detail HTML)."""

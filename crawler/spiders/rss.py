@@ -54,15 +54,17 @@ class RssSpider(SourceSpider):
             return
         self._inc("yuqing/feed_entries", len(entries))
         for entry in entries:
-            link = entry.get("link")
-            if not link:
+            # feedparser falls back to the entry id for a missing link; an id such
+            # as "urn:uuid:…" is no page to store.
+            url = response.urljoin(entry.get("link") or "")
+            if not url.startswith(("http://", "https://")) or url == response.url:
                 self.missed("feed.link", "<link>", response.url)
                 continue
             summary = entry.get("summary") or ""
             if not summary and entry.get("content"):
                 summary = entry["content"][0].get("value", "")
             base = RawPost(
-                url=response.urljoin(link),
+                url=url,
                 source=self.source.name,
                 platform=str(self.source.platform),
                 title=entry.get("title", ""),

@@ -265,7 +265,9 @@ def test_recrawling_adds_no_duplicates(env: Env) -> None:
     store = env.store()
     assert store.count(PostQuery()) == before
     store.close()
-    runs = SqlStateStore(f"sqlite:///{env.tmp / 'data' / 'state.db'}").list_crawl_runs()
+    state = SqlStateStore(f"sqlite:///{env.tmp / 'data' / 'state.db'}")
+    runs = state.list_crawl_runs()
+    state.close()
     assert sorted(r.source for r in runs) == sorted(SOURCES * 2)
     assert all(r.ok and r.id is not None for r in runs)
 
@@ -278,6 +280,7 @@ def test_a_source_that_is_down_or_forbidden_is_reported_not_empty(env: Env, tmp_
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["sources"][2]["start_urls"] = [f"{env.web.url}/admin/complaints/"]  # robots.txt: no
     config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    prepare_stores(tmp_path / "d")
     runs = crawl(config, "demo_forum", "demo_complaints")
     down, forbidden = runs["demo_forum"], runs["demo_complaints"]
     assert not down.ok and down.errors >= 1

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from alerts.service import JOBSTORE_TABLE, Service
+from alerts.service import CRAWL_EXIT_RECORDED_NOT_OK, JOBSTORE_TABLE, Service
 from core.models import Post, utcnow
 from core.settings import (
     ChannelConfig,
@@ -203,7 +203,7 @@ def test_a_failed_crawl_is_logged_and_recorded_not_fatal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     posts, state = stores
-    failing = [sys.executable, "-c", "import sys; sys.stderr.write('spider exploded'); sys.exit(3)"]
+    failing = [sys.executable, "-c", "import sys; sys.stderr.write('spider exploded'); sys.exit(7)"]
     service = Service(
         make_settings(tmp_path),
         post_store=posts,
@@ -212,11 +212,11 @@ def test_a_failed_crawl_is_logged_and_recorded_not_fatal(
     )
     with caplog.at_level(logging.ERROR, logger="alerts.service"):
         outcome = service.crawl("forum")
-    assert not outcome.ok and outcome.returncode == 3
+    assert not outcome.ok and outcome.returncode == 7
     assert "spider exploded" in outcome.stderr_tail
-    assert "crawl forum failed: exit code 3" in caplog.text
+    assert "crawl forum failed: exit code 7" in caplog.text
     (run,) = state.list_crawl_runs(source="forum")
-    assert not run.ok and "exit code 3" in run.message and "spider exploded" in run.message
+    assert not run.ok and "exit code 7" in run.message and "spider exploded" in run.message
 
     missing = Service(
         make_settings(tmp_path),
@@ -326,3 +326,21 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_crawl_that_recorded_its_own_failure_is_not_recorded_twice(
+    tmp_path: Path,
+    stores: tuple[LocalPostStore, SqlStateStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    posts, state = stores
+    # The crawl child records its own not-ok run (with statistics) and exits with this code.
+    child = [sys.executable, "-c", f"import sys; sys.exit({CRAWL_EXIT_RECORDED_NOT_OK})"]
+    service = Service(
+        make_settings(tmp_path), post_store=posts, state_store=state, crawl_command=lambda s: child
+    )
+    with caplog.at_level(logging.WARNING, logger="alerts.service"):
+        outcome = service.crawl("forum")
+    assert not outcome.ok and outcome.returncode == CRAWL_EXIT_RECORDED_NOT_OK
+    assert "ran but was not ok" in caplog.text
+    assert state.list_crawl_runs(source="forum") == []

@@ -1,0 +1,108 @@
+"""End to end: a scripted crisis on the demo web becomes an incident in the running service.
+
+Real everything: the demo web over HTTP, ``yuqing run`` as a child process
+(APScheduler with its job store in the state database), crawls as its own
+child processes (Scrapy), SQLite stores, the volume-spike rule, the log
+notifier. The test only watches the state database and the service's log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.vocab import IncidentStatus
+from storage.state import SqlStateStore
+from yuqing.demo.scenario import load_scenario
+from yuqing.demo.server import DemoWeb
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "tests" / "fixtures" / "scenarios" / "e2e_crisis.yaml"
+DEMO_CONFIG = ROOT / "config" / "demo.yaml"
+DEADLINE_SECONDS = 180
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(path: Path, web_url: str, data_dir: Path) -> Path:
+    """The demo config, reduced to the forum source of ``web_url``, with fast cycles."""
+    data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    forum = next(s for s in data["sources"] if s["name"] == "demo_forum")
+    forum["start_urls"] = [f"{web_url}/forum/"]
+    forum["interval_minutes"] = 0.2  # every 12 s
+    forum["max_pages"] = 3
+    data["sources"] = [forum]
+    data["data_dir"] = str(data_dir)
+    data["storage"] = {
+        "posts_backend": "local",
+        "posts_path": str(data_dir / "posts.db"),
+        "state_url": f"sqlite:///{data_dir / 'state.db'}",
+        "spool_dir": str(data_dir / "spool"),
+    }
+    data["scheduler"] = {
+        "detect_interval_seconds": 5,
+        "misfire_grace_seconds": 30,
+        "crawl_timeout_seconds": 60,
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_scripted_crisis_raises_an_incident(tmp_path: Path) -> None:
+    web = DemoWeb(load_scenario(SCENARIO), port=0, speed=12).start()
+    data_dir = tmp_path / "data"
+    config = write_config(tmp_path / "config.yaml", web.url, data_dir)
+    log_path = tmp_path / "service.log"
+    env = {**os.environ, "YUQING_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+    env.pop("YUQING_CONFIG", None)
+    with log_path.open("wb") as log_file:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "yuqing", "run", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        incidents = []
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while time.monotonic() < deadline and not incidents:
+            assert service.poll() is None, "service died:\n" + log_path.read_text()[-4000:]
+            time.sleep(2)
+            if (data_dir / "state.db").exists():
+                state = SqlStateStore(f"sqlite:///{data_dir / 'state.db'}")
+                try:
+                    incidents = state.list_incidents()
+                    alerts = state.list_alerts()
+                    runs = state.list_crawl_runs(source="demo_forum")
+                finally:
+                    state.close()
+        log_text = log_path.read_text(encoding="utf-8", errors="replace")
+        assert incidents, f"no incident within {DEADLINE_SECONDS} s; log tail:\n{log_text[-4000:]}"
+    finally:
+        service.send_signal(signal.SIGTERM)
+        try:
+            code = service.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            code = None
+        web.stop()
+
+    incident = incidents[0]
+    assert incident.rule == "volume_spike"
+    assert incident.status is IncidentStatus.OPEN
+    assert incident.post_count >= 8
+    assert incident.sources == ["demo_forum"]
+    assert incident.post_ids, "the incident must carry the posts of the spike"
+    assert alerts and alerts[0].incident_id == incident.id
+    assert any(run.ok and run.kept > 0 for run in runs), runs
+    # The log notifier delivered it, and the service stopped cleanly on SIGTERM.
+    assert "yuqing.alerts" in log_text and "WARNING" in log_text
+    assert code == 0, f"service exit code {code}; log tail:\n{log_text[-3000:]}"
