@@ -371,6 +371,24 @@ class SqlStateStore:
             raise QueryError(f"unknown {what} {key!r}")
         return row
 
+    @classmethod
+    def _write_row(
+        cls, session: Session, model: type[_ROW], key: int | None, values: dict[str, Any], what: str
+    ) -> _ROW:
+        """Insert a row (``key is None``) or update row ``key``; returns it, flushed.
+
+        Raises ``QueryError`` when ``key`` does not exist.
+        """
+        if key is None:
+            row = model(**values)
+            session.add(row)
+        else:
+            row = cls._require(session, model, key, what)
+            for name, value in values.items():
+                setattr(row, name, value)
+        session.flush()
+        return row
+
     # ------------------------------------------------------------------ incidents
 
     def save_incident(self, incident: Incident) -> Incident:
@@ -380,15 +398,7 @@ class SqlStateStore:
         """
         values = incident.model_dump(exclude={"id"}, mode="python")
         with self._session("save incident") as s:
-            if incident.id is None:
-                row = IncidentRow(**values)
-                s.add(row)
-            else:
-                row = self._require(s, IncidentRow, incident.id, "incident")
-                for name, value in values.items():
-                    setattr(row, name, value)
-            s.flush()
-            return _incident(row)
+            return _incident(self._write_row(s, IncidentRow, incident.id, values, "incident"))
 
     def get_incident(self, incident_id: int) -> Incident | None:
         """The incident with this id, or ``None``."""
@@ -510,15 +520,7 @@ class SqlStateStore:
         # details is free-form: make it JSON-safe (datetimes, enums) for the JSON column.
         values["details"] = alert.model_dump(mode="json", include={"details"})["details"]
         with self._session("add alert") as s:
-            if alert.id is None:
-                row = AlertRow(**values)
-                s.add(row)
-            else:
-                row = self._require(s, AlertRow, alert.id, "alert")
-                for name, value in values.items():
-                    setattr(row, name, value)
-            s.flush()
-            return _alert(row)
+            return _alert(self._write_row(s, AlertRow, alert.id, values, "alert"))
 
     def list_alerts(self, *, incident_id: int | None = None, limit: int = 100) -> list[Alert]:
         """Alerts newest first, optionally of one incident."""
@@ -675,15 +677,7 @@ class SqlStateStore:
         """
         values = run.model_dump(exclude={"id"}, mode="python")
         with self._session("record crawl run") as s:
-            if run.id is None:
-                row = CrawlRunRow(**values)
-                s.add(row)
-            else:
-                row = self._require(s, CrawlRunRow, run.id, "crawl run")
-                for name, value in values.items():
-                    setattr(row, name, value)
-            s.flush()
-            return _crawl_run(row)
+            return _crawl_run(self._write_row(s, CrawlRunRow, run.id, values, "crawl run"))
 
     def list_crawl_runs(self, *, source: str | None = None, limit: int = 100) -> list[CrawlRun]:
         """Crawl runs newest first (by ``started_at``), optionally of one source."""
