@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +48,16 @@ def _effective_config(base: Path, port: int, dashboard_port: int, out_dir: Path)
         encoding="utf-8",
     )
     return path
+
+
+def _port_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:``port`` (checked before starting a child)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _stop(proc: subprocess.Popen[bytes], name: str, timeout: float = 10.0) -> None:
@@ -89,7 +100,15 @@ def run_demo(
     settings = load_settings(effective)
 
     web = DemoWeb(load_scenario(scenario or default_scenario_path()), port=port, speed=speed)
-    web.start()
+    try:
+        web.start()
+    except OSError as exc:
+        log.error("cannot start the demo web on 127.0.0.1:%d: %s (try --port)", port, exc)
+        return 2
+    if not _port_free(dashboard_port):
+        web.stop()
+        log.error("port %d for the dashboard is in use (try --dashboard-port)", dashboard_port)
+        return 2
     # SIGTERM (a supervisor, `timeout`) stops the demo like Ctrl-C: the children run in
     # their own sessions and would otherwise be orphaned.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
