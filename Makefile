@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo test lint bench bench-quick clean help
+.PHONY: install demo test lint bench bench-quick train clean help
 
 help:
 	@echo "make demo   - set up and run the whole service on the local demo web"
 	@echo "make test   - set up and run lint, the layering check and the tests"
 	@echo "make bench  - run every benchmark and write bench/results.json"
+	@echo "make train  - retrain the shipped NLP models from ../shared/data"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "yuqing needs Python >= 3.11, found " + sys.version)'
@@ -28,6 +29,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
@@ -37,6 +39,9 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick
+
+train: install
+	$(BIN)/python -m nlp.train
 
 clean:
 	rm -rf var/demo .pytest_cache build *.egg-info

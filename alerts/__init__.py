@@ -1,2 +1,5 @@
-"""Alerting: detection rules, incidents, the notification outbox, notifier plugins and the
-APScheduler service. Depends on ``core`` only; adapters are passed in by ``yuqing.bootstrap``."""
+"""Alerting: detection rules, incidents, the escalation policy, messages, the notification
+outbox, notifier plugins, signed action links and the APScheduler service.
+
+Depends on ``core`` and on ``nlp`` for PII masking only; adapters (stores, notifiers
+built from settings) are passed in by ``yuqing.bootstrap``."""

@@ -9,7 +9,9 @@ One :meth:`Detector.run_once` per detection cycle (the service calls it every
    incident for ``(rule, key)`` (policy: :mod:`alerts.incidents`);
 3. when that is news (opened, grade raised, new peak), records an
    :class:`~core.models.Alert` and logs it at WARNING;
-4. enqueues one notification per channel whose ``min_grade`` the grade meets.
+4. asks the :class:`~alerts.escalation.EscalationPolicy` to queue what the
+   incident now implies: one message per channel reached at the incident's
+   escalation level whose ``min_grade`` the grade meets (unless silenced).
    This happens on every matching cycle on purpose: the outbox refuses a
    duplicate ``(channel, dedup_key)``, so a crash between steps 2 and 4 is
    repaired by the next cycle instead of losing the message.
@@ -28,20 +30,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from alerts.incidents import IncidentChange, apply_match, display_timezone, notifications_for
+from alerts.escalation import EscalationPolicy, EscalationStore, Evidence
+from alerts.incidents import IncidentChange, apply_match, display_timezone
+from alerts.links import LinkSigner
 from alerts.rules.base import Match, Rule, build_rules
 from core.errors import StoreError, YuqingError
 from core.models import Alert, Post, utcnow
 from core.ports import PostStore, StateStore
-from core.settings import ChannelConfig, Settings
+from core.settings import ChannelConfig, DashboardConfig, EscalationConfig, Settings
 
 logger = logging.getLogger(__name__)
 
 EVIDENCE_LIMIT = 50
 """How many of the newest posts of the current window are attached to the incident."""
+
+
+def policy_from_settings(settings: Settings, tz: tzinfo | None = None) -> EscalationPolicy:
+    """The escalation policy of ``settings``, signing action links when they are enabled."""
+    links = None
+    if settings.ack_links.enabled:
+        links = LinkSigner(
+            settings.secret_key.get_secret_value(),
+            settings.ack_links.public_url,
+            ttl=timedelta(hours=settings.ack_links.ttl_hours),
+        )
+    return EscalationPolicy(
+        settings.escalation,
+        settings.channels,
+        public_url=settings.dashboard.public_url,
+        tz=tz or display_timezone(settings.timezone),
+        links=links,
+        reporting=settings.reporting,
+    )
 
 
 class DetectionFailed(YuqingError):
@@ -65,7 +88,10 @@ class Detector:
     ``enabled`` and ``min_grade`` decide who is queued a message; delivery
     is the outbox's job). ``clock`` supplies ``now`` when ``run_once`` is
     called without one. ``display_tz`` is the zone of times in messages
-    (default Asia/Shanghai).
+    (default Asia/Shanghai). ``policy`` decides who is told (default: the
+    default escalation policy over ``channels``, without action links).
+    ``state_store`` must also have the escalation methods of
+    :class:`~alerts.escalation.EscalationStore` (``SqlStateStore`` does).
     """
 
     def __init__(
@@ -78,6 +104,7 @@ class Detector:
         clock: Callable[[], datetime] = utcnow,
         evidence_limit: int = EVIDENCE_LIMIT,
         display_tz: tzinfo | None = None,
+        policy: EscalationPolicy | None = None,
     ) -> None:
         self.rules = list(rules)
         self.posts = post_store
@@ -86,6 +113,12 @@ class Detector:
         self.clock = clock
         self.evidence_limit = evidence_limit
         self.display_tz = display_tz or display_timezone()
+        self.policy = policy or EscalationPolicy(
+            EscalationConfig(),
+            self.channels,
+            public_url=DashboardConfig().public_url,
+            tz=self.display_tz,
+        )
 
     @classmethod
     def from_settings(
@@ -100,13 +133,15 @@ class Detector:
 
         Raises ``ConfigError`` for a rule type with no implementation.
         """
+        tz = display_timezone(settings.timezone)
         return cls(
             build_rules(settings.rules),
             post_store,
             state_store,
             settings.channels,
             clock=clock,
-            display_tz=display_timezone(settings.timezone),
+            display_tz=tz,
+            policy=policy_from_settings(settings, tz),
         )
 
     def run_once(self, now: datetime | None = None) -> list[Alert]:
@@ -185,12 +220,17 @@ class Detector:
         incident = self.state.save_incident(change.incident)
         alert = self._record(replace(change, incident=incident), match, now)
 
-        queued = 0
-        for notification in notifications_for(
-            incident, match, self.channels, now=now, top_posts=top_posts, tz=self.display_tz
-        ):
-            if self.state.enqueue(notification):
-                queued += 1
+        store: EscalationStore = self.state  # type: ignore[assignment]
+        queued = self.policy.sync(
+            store,
+            incident,
+            now,
+            evidence=Evidence(
+                top_posts=top_posts,
+                reason=match.reason,
+                window=(match.window_start, match.window_end),
+            ),
+        )
         if queued:
             logger.info(
                 "queued %d notification(s) for incident #%s grade %s",

@@ -1,4 +1,7 @@
-"""Incident grouping and notification messages: pure functions, no store, no clock.
+"""Incident grouping: pure functions, no store, no clock.
+
+(Who is told, and the messages, live in :mod:`alerts.escalation` and
+:mod:`alerts.messages`.)
 
 Grouping policy (spine issue; issue 6 groups by topic/entity and time):
 
@@ -23,12 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.rules.base import Match
 from core.errors import ConfigError
-from core.models import Incident, Notification, Post
+from core.models import Incident
 from core.settings import ChannelConfig
 from core.vocab import Grade
 
@@ -153,73 +156,7 @@ def dedup_key(incident: Incident) -> str:
     Re-running detection, or restarting after a crash between saving the
     incident and queueing its messages, re-enqueues under the same key and is
     refused by the outbox, so head office hears about each grade exactly once.
-    (Issue 6 adds realert windows and a resolved notice with their own keys.)
+    The escalation policy (:mod:`alerts.escalation`) sends every grade message
+    under this key and the resolved notice under ``incident:<id>:resolved``.
     """
     return f"incident:{incident.id}:grade:{incident.grade.value}"
-
-
-def render_message(
-    incident: Incident,
-    match: Match,
-    *,
-    top_posts: Sequence[Post] = (),
-    limit: int = 5,
-    tz: tzinfo = UTC,
-) -> tuple[str, str]:
-    """The (subject, body) of the notification for ``incident`` — Chinese, plain text.
-
-    Times are shown in ``tz`` with its UTC offset.
-    Post titles are shown as crawled; PII masking of titles and a link to the
-    incident room come with issue 6's channel messages.
-    """
-    grade = incident.grade
-    subject = f"【{grade.label_zh}·{grade.value}级】{incident.title}"
-    lines = [
-        f"事件编号：#{incident.id}",
-        f"等级：{grade.value}级（{grade.label_zh}）",
-        f"规则：{match.rule}（{match.rule_type}）",
-        f"原因：{match.reason}",
-    ]
-    if match.window_start and match.window_end:
-        start, end = match.window_start.astimezone(tz), match.window_end.astimezone(tz)
-        lines.append(f"时间窗口：{start:%Y-%m-%d %H:%M} — {end:%H:%M} (UTC{start:%z})")
-    lines.append(f"累计帖子：{incident.post_count} 条，峰值窗口：{incident.peak_count} 条")
-    if incident.sources:
-        lines.append(f"来源：{'、'.join(incident.sources)}")
-    shown = list(top_posts)[:limit]
-    if shown:
-        lines.append("最新帖子：")
-        lines.extend(f"  - [{p.source}] {p.title or p.text[:40]} {p.url}" for p in shown)
-    return subject, "\n".join(lines)
-
-
-def notifications_for(
-    incident: Incident,
-    match: Match,
-    channels: Sequence[ChannelConfig],
-    *,
-    now: datetime,
-    top_posts: Sequence[Post] = (),
-    tz: tzinfo = UTC,
-) -> list[Notification]:
-    """One outbox notification per channel that accepts the incident's grade.
-
-    Raises ``ValueError`` if the incident has not been saved (no id): the
-    dedup key would not be stable.
-    """
-    if incident.id is None:
-        raise ValueError("save the incident before building its notifications")
-    subject, body = render_message(incident, match, top_posts=top_posts, tz=tz)
-    return [
-        Notification(
-            channel=channel.name,
-            dedup_key=dedup_key(incident),
-            subject=subject,
-            body=body,
-            incident_id=incident.id,
-            created_at=now,
-            next_attempt_at=now,
-        )
-        for channel in channels
-        if channel_accepts(channel, incident.grade)
-    ]

@@ -9,6 +9,9 @@ id             what                                    when
 ``detect``     :meth:`Detector.run_once`               every ``detect_interval_seconds``
 ``outbox``     :func:`alerts.outbox.deliver_due`       every 30 s (and right after a
                                                        detection that raised alerts)
+``escalate``   :meth:`EscalationPolicy.run_due`        every ``escalation.check_interval_seconds``
+               (unacknowledged → next level; repairs
+               missing messages; resolved notices)
 ============== ======================================= =============================
 
 All jobs also run once right at start, so a demo shows data at once.
@@ -61,7 +64,9 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from alerts.action_server import ActionServer
 from alerts.detector import DetectionFailed, Detector
+from alerts.escalation import EscalationStore
 from alerts.notifiers import build_notifiers
 from alerts.outbox import DeliveryReport, deliver_due
 from core.models import Alert, CrawlRun, utcnow
@@ -77,6 +82,7 @@ CrawlCommand = Callable[[str], list[str]]
 JOBSTORE_TABLE = "apscheduler_jobs"
 DETECT_JOB_ID = "detect"
 OUTBOX_JOB_ID = "outbox"
+ESCALATE_JOB_ID = "escalate"
 CRAWL_JOB_PREFIX = "crawl:"
 OUTBOX_INTERVAL_SECONDS = 30
 STDERR_TAIL_CHARS = 2000
@@ -115,6 +121,11 @@ def run_detect_job(service_key: str) -> None:
 def run_outbox_job(service_key: str) -> None:
     """Scheduler entry point of the ``outbox`` job."""
     _service(service_key).deliver()
+
+
+def run_escalate_job(service_key: str) -> None:
+    """Scheduler entry point of the ``escalate`` job."""
+    _service(service_key).escalate()
 
 
 def run_crawl_job(service_key: str, source: str) -> None:
@@ -168,6 +179,9 @@ class Service:
     ``build_notifiers(settings.channels)``; ``crawl_command=None`` schedules no
     crawls (detection only). ``key`` names the service in the job registry and
     is stored in every job's arguments, so keep it stable across restarts.
+    ``serve_links=True`` also serves the signed action links
+    (:class:`alerts.action_server.ActionServer` on ``ack_links.host:port``)
+    from :meth:`start` to :meth:`stop`, when ``ack_links.enabled``.
     """
 
     def __init__(
@@ -182,6 +196,7 @@ class Service:
         clock: Callable[[], datetime] = utcnow,
         key: str = "default",
         outbox_interval_seconds: float = OUTBOX_INTERVAL_SECONDS,
+        serve_links: bool = False,
     ) -> None:
         self.settings = settings
         self.post_store = post_store
@@ -197,6 +212,8 @@ class Service:
         self.key = key
         self.outbox_interval_seconds = outbox_interval_seconds
         self.scheduler: BackgroundScheduler | None = None
+        self.serve_links = serve_links
+        self.action_server: ActionServer | None = None
         self._outbox_lock = threading.Lock()
         self._children_lock = threading.Lock()
         self._children: dict[str, subprocess.Popen[bytes]] = {}
@@ -224,6 +241,14 @@ class Service:
                 "trigger": IntervalTrigger(seconds=self.outbox_interval_seconds),
                 "name": "deliver notifications",
             },
+        }
+        # Always scheduled: with escalation.enabled false it still sends resolved
+        # notices and repairs missing messages; only the time-based climb is off.
+        jobs[ESCALATE_JOB_ID] = {
+            "func": run_escalate_job,
+            "args": (self.key,),
+            "trigger": IntervalTrigger(seconds=self.settings.escalation.check_interval_seconds),
+            "name": "escalate unacknowledged incidents, resolved notices",
         }
         if self.crawl_command is not None:
             for source in self.settings.sources:
@@ -267,6 +292,7 @@ class Service:
                     crawls += 1
                 scheduler.add_job(id=job_id, replace_existing=True, next_run_time=first_run, **spec)
             scheduler.resume()
+            self._start_action_server()
         except BaseException:
             self._unregister()
             if self.scheduler is not None and self.scheduler.running:
@@ -288,6 +314,9 @@ class Service:
         if scheduler is not None and scheduler.running:
             # Pausing first means no new job is submitted while children are killed.
             scheduler.pause()
+        if self.action_server is not None:
+            self.action_server.stop()
+            self.action_server = None
         for source, proc in children.items():
             logger.info("stopping crawl child of %s (pid %s)", source, proc.pid)
             _terminate(proc)
@@ -343,6 +372,24 @@ class Service:
             return []
         return sorted(job.id for job in self.scheduler.get_jobs())
 
+    def _start_action_server(self) -> None:
+        links = self.detector.policy.links
+        if not (self.serve_links and self.settings.ack_links.enabled and links is not None):
+            return
+        cfg = self.settings.ack_links
+        store: EscalationStore = self.state_store  # type: ignore[assignment]
+        self.action_server = ActionServer(
+            store,
+            links,
+            self.detector.policy,
+            host=cfg.host,
+            port=cfg.port,
+            posts=self.post_store,
+            clock=self.clock,
+            on_change=self._deliver_now,
+        )
+        self.action_server.start()
+
     def _unregister(self) -> None:
         with _SERVICES_LOCK:
             if _SERVICES.get(self.key) is self:
@@ -365,6 +412,17 @@ class Service:
         if any(not a.details.get("dry_run") for a in alerts):
             self._deliver_now()
         return alerts
+
+    def escalate(self) -> list[tuple[int, int]]:
+        """Run the escalation policy once now; deliver what it queued right away.
+
+        Returns ``(incident_id, new_level)`` per escalation step taken. Store
+        errors propagate (the scheduler logs the failed job; the next run repairs).
+        """
+        store: EscalationStore = self.state_store  # type: ignore[assignment]
+        stepped = self.detector.policy.run_due(store, self.clock(), posts=self.post_store)
+        self._deliver_now()
+        return stepped
 
     def deliver(self) -> DeliveryReport | None:
         """Deliver due notifications; ``None`` if a delivery is already in progress."""

@@ -33,6 +33,7 @@ from pathlib import Path
 from bench.results import Result
 from core.ids import post_id_from_url
 from core.models import Analysis, Post, PostQuery, Signal
+from core.ports import PostStore
 from core.vocab import Platform, Sentiment, Topic
 
 log = logging.getLogger(__name__)
@@ -353,10 +354,8 @@ def run(quick: bool) -> list[Result]:
     ]
 
 
-def _query_mix(store: object, reps: int) -> dict[str, list[float]]:
-    from storage.local import LocalPostStore
-
-    assert isinstance(store, LocalPostStore)
+def _query_mix(store: PostStore, reps: int) -> dict[str, list[float]]:
+    """Timings in ms of each dashboard query of the mix (any PostStore: bench_es uses it too)."""
     day = timedelta(days=1)
     texts = ["理财 亏损", "挤兑", "手机银行 登录失败", "东湖支行", "信用卡 年费", "盗刷", "罚款"]
     neg = [Sentiment.NEGATIVE]

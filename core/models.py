@@ -228,3 +228,8 @@ class Notification(_Model):
     next_attempt_at: UtcDatetime | None = None
     sent_at: UtcDatetime | None = None
     last_error: str | None = None
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the structured message (alerts.messages.Message) each channel formats; "
+        "empty for plain-text notifications, which channels send as subject + body",
+    )

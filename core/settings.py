@@ -13,6 +13,7 @@ naming the file and the dotted key.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,6 +35,8 @@ from core.vocab import Platform, SourceKind
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret"})
 SECRET_FIELDS = ("secret_key",)
+# Secrets inside a section: (section, key).
+NESTED_SECRET_FIELDS = (("storage", "es_api_key"), ("storage", "es_password"))
 
 
 class _Strict(BaseModel):
@@ -136,16 +139,129 @@ class VolumeSpikeRule(_Strict):
 RuleConfig = Annotated[VolumeSpikeRule, Field(discriminator="type")]
 
 
+Audience = Literal["branch", "regional", "head_office"]
+"""Who a channel reaches, lowest first: branch PR → regional office → head office (总行)."""
+
+AUDIENCE_ORDER: tuple[Audience, ...] = ("branch", "regional", "head_office")
+
+
+class SmtpConfig(_Strict):
+    """How the ``email`` channel reaches its SMTP server. The password comes from the
+    channel's ``secret_env`` variable, never from this file."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    user: str | None = None
+    sender: str = Field(min_length=3, description="From: address")
+    timeout_seconds: float = Field(default=15, gt=0)
+
+
 class ChannelConfig(_Strict):
-    """A notification channel. Tokens and passwords are read from the named env variable."""
+    """A notification channel. Tokens and passwords are read from the named env variable.
+
+    ``secret_env`` names the variable with the channel's *signing* secret
+    (DingTalk/Feishu robot secret, webhook HMAC key) or the SMTP password;
+    ``token_env`` the one with the token that goes into the robot URL (WeCom
+    ``key``, DingTalk ``access_token``; a Feishu hook id is appended to ``url``).
+    ``audience`` places the channel on the escalation ladder; ``None`` means
+    "every level" (the channel hears about every incident its ``min_grade`` accepts).
+    """
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
     type: Literal["log", "webhook", "email", "wecom", "dingtalk", "feishu"]
     enabled: bool = True
     min_grade: Literal["IV", "III", "II", "I"] = "IV"
+    audience: Audience | None = None
     url: str | None = None
     recipients: list[str] = Field(default_factory=list)
     secret_env: str | None = Field(default=None, description="env variable holding the secret")
+    token_env: str | None = Field(
+        default=None, description="env variable holding the token that goes into the URL"
+    )
+    timeout_seconds: float = Field(default=10, gt=0, description="HTTP/SMTP timeout")
+    smtp: SmtpConfig | None = None
+
+
+class Silence(_Strict):
+    """Hold notifications of ``rule`` (optionally only about ``key``) until ``until``.
+
+    Incidents and alerts are still recorded; messages are queued when the
+    silence ends if the incident is then still active.
+    """
+
+    rule: str = Field(min_length=1)
+    key: str | None = None
+    until: datetime
+    reason: str = ""
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("'until' needs a time zone, e.g. 2026-11-24T08:00:00+08:00")
+        return value
+
+
+GradeName = Literal["IV", "III", "II", "I"]
+
+
+def _default_start() -> dict[GradeName, Audience]:
+    return {"IV": "branch", "III": "regional", "II": "head_office", "I": "head_office"}
+
+
+def _default_deadlines() -> dict[GradeName, int]:
+    return {"II": 240, "I": 60}
+
+
+class EscalationConfig(_Strict):
+    """Who hears about which grade, and when an unacknowledged incident climbs a level.
+
+    ``start`` maps each grade to the audience level its first message reaches
+    (every channel of that level *and below*). An incident that stays open
+    (not acknowledged, not resolved) for ``escalate_after_minutes`` at one
+    level is escalated to the next, up to ``head_office``.
+    """
+
+    enabled: bool = True
+    start: dict[GradeName, Audience] = Field(default_factory=_default_start)
+    escalate_after_minutes: float = Field(default=30, gt=0)
+    check_interval_seconds: int = Field(default=60, ge=5)
+    resolved_notice: bool = True
+    realert_minutes: float = Field(
+        default=60,
+        ge=0,
+        description="a new incident of the same rule and key within this time after the "
+        "previous one was resolved is recorded but not re-announced at the same grade",
+    )
+    silences: list[Silence] = Field(default_factory=list)
+
+
+class ReportingConfig(_Strict):
+    """The bank's internal reporting clock for serious incidents (声誉事件报告时限).
+
+    ``deadlines_minutes`` maps a grade to the minutes head office has, from the
+    moment an incident first reached that grade (or a more severe one), to
+    report it to ``report_to``. Grades without an entry have no clock.
+    """
+
+    deadlines_minutes: dict[GradeName, int] = Field(default_factory=_default_deadlines)
+    report_to: str = "总行声誉风险管理部门及监管机构"
+
+
+class AckLinkConfig(_Strict):
+    """The one-click acknowledge/escalate/resolve endpoint of the service.
+
+    Links are signed with ``secret_key`` (HMAC-SHA256) and expire after
+    ``ttl_hours``. ``public_url`` is how people reach the endpoint (behind
+    the bank's reverse proxy); the server binds ``host``:``port``.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8788, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8788"
+    ttl_hours: float = Field(default=72, gt=0)
 
 
 class StorageConfig(_Strict):
@@ -155,6 +271,14 @@ class StorageConfig(_Strict):
     spool_dir: Path = Path("var/spool")
     es_url: str | None = None
     es_index_prefix: str = "yuqing-posts"
+    # Elasticsearch credentials: an API key, or a user and password. Secrets
+    # come from the environment (YUQING_STORAGE__ES_API_KEY / __ES_PASSWORD).
+    es_api_key: SecretStr | None = None
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_ca_certs: Path | None = Field(default=None, description="CA bundle of the cluster (PEM)")
+    es_verify_certs: bool = True
+    es_request_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
 class SchedulerConfig(_Strict):
@@ -205,6 +329,9 @@ class Settings(BaseSettings):
     scheduler: SchedulerConfig = SchedulerConfig()
     dashboard: DashboardConfig = DashboardConfig()
     crawl: CrawlConfig = CrawlConfig()
+    escalation: EscalationConfig = EscalationConfig()
+    ack_links: AckLinkConfig = AckLinkConfig()
+    reporting: ReportingConfig = ReportingConfig()
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:
@@ -221,6 +348,10 @@ class Settings(BaseSettings):
         dup = sorted({n for n in rule_names if rule_names.count(n) > 1})
         if dup:
             raise ValueError(f"rules: duplicate rule names {dup}")
+        channel_names = [c.name for c in self.channels]
+        dup = sorted({n for n in channel_names if channel_names.count(n) > 1})
+        if dup:
+            raise ValueError(f"channels: duplicate channel names {dup}")
         return self
 
     def source(self, name: str) -> SourceConfig:
@@ -269,6 +400,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise ConfigError(
                 f"{path}: '{key}' must not be written in a config file; "
                 f"set YUQING_{key.upper()} in the environment"
+            )
+    for section, key in NESTED_SECRET_FIELDS:
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(
+                f"{path}: '{section}.{key}' must not be written in a config file; "
+                f"set YUQING_{section.upper()}__{key.upper()} in the environment"
             )
     return data
 

@@ -14,7 +14,7 @@ monitor that would silence the alarm.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -248,6 +248,10 @@ AUDIT_ACTIONS_ZH: dict[str, str] = {
 }
 
 
+IncidentAction = Callable[[int, str, str, str], Incident]
+"""``(incident_id, action, user, note) -> Incident`` for action ``acknowledge`` or ``resolve``."""
+
+
 class DashboardData:
     """Read (and act) on yuqing's stores for the dashboard.
 
@@ -264,9 +268,13 @@ class DashboardData:
         *,
         tz: str = "Asia/Shanghai",
         public_url: str = "http://127.0.0.1:8501",
+        act: IncidentAction | None = None,
     ) -> None:
         self._posts = post_store
         self._state = state_store
+        # The alerting engine's action (audit + escalation messages), injected by
+        # bootstrap; without it the dashboard changes the status in the state store only.
+        self._act = act
         self.tz = ZoneInfo(tz)
         self.public_url = public_url.rstrip("/")
 
@@ -603,12 +611,16 @@ class DashboardData:
         """
         who = _require_user(user)
         with _reading(STATE_STORE):
+            if self._act is not None:
+                return self._act(incident_id, "acknowledge", who, note.strip())
             return self._state.acknowledge(incident_id, user=who, note=note.strip())
 
     def resolve(self, incident_id: int, user: str, note: str = "") -> Incident:
         """Resolve the incident as ``user``; returns it updated. Raises as :meth:`acknowledge`."""
         who = _require_user(user)
         with _reading(STATE_STORE):
+            if self._act is not None:
+                return self._act(incident_id, "resolve", who, note.strip())
             return self._state.resolve(incident_id, user=who, note=note.strip())
 
     def incident_url(self, incident_id: int) -> str:

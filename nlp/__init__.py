@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from core.models import Analysis
 from core.settings import Watchlist
 
+if TYPE_CHECKING:  # the real import is deferred: jieba and the models load on first use
+    from nlp.analyzer import Analyzer
+
 
 @lru_cache(maxsize=1)
-def _default_analyzer():  # type: ignore[no-untyped-def]
+def _default_analyzer() -> Analyzer:
     from nlp.analyzer import Analyzer
 
     return Analyzer(Watchlist())

@@ -39,7 +39,9 @@ _BOILERPLATE = [
     )
 ]
 
-_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s\u3000-\u303f\uff00-\uffef\u4e00-\u9fff]+")
+_URL = re.compile(
+    r"(?i)(?<![a-z0-9.])(?:https?://|www\.)[^\s\u3000-\u303f\uff00-\uffef\u4e00-\u9fff]+"
+)
 # @name up to whitespace or punctuation (Weibo names may contain CJK, letters, digits, _ and -).
 _MENTION = re.compile(r"@[\w\-\u4e00-\u9fff]{1,30}")
 # #话题# keeps its words (they are content), only the marks go.

@@ -35,7 +35,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
@@ -176,6 +179,25 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Added with issue 6; _add_missing_columns adds it to older databases.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class EscalationRow(Base):
+    """One step of an incident up the audience ladder (level 0 = the first audience)."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("incident_id", "level", name="uq_escalations_level"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    level: Mapped[int] = mapped_column(Integer)
+    audience: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
 
 
 class TicketRow(Base):
@@ -220,6 +242,24 @@ class AuditEntry:
     action: str
     target: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """One recorded escalation step of an incident."""
+
+    id: int
+    incident_id: int
+    level: int
+    audience: str
+    at: datetime
+    actor: str
+    note: str
+
+
+_ADDED_COLUMNS: dict[str, dict[str, str]] = {"outbox": {"payload": "JSON"}}
+"""Columns added after a table first shipped: (table → column → SQL type), for databases
+created before them. A stop-gap until the schema has real (Alembic) migrations."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +321,7 @@ class SqlStateStore:
                 if schema is not None:
                     conn.execute(CreateSchema(schema, if_not_exists=True))
                 Base.metadata.create_all(conn)
+                self._add_missing_columns(conn)
         except (OperationalError, InterfaceError) as exc:
             self._engine.dispose()
             raise StoreUnavailable(f"state database {self._shown} unavailable: {exc.orig}") from exc
@@ -289,6 +330,19 @@ class SqlStateStore:
             raise StoreUnavailable(
                 f"state database {self._shown}: cannot create tables: {exc.orig}"
             ) from exc
+
+    def _add_missing_columns(self, conn: Any) -> None:
+        """``ALTER TABLE … ADD COLUMN`` for the nullable columns in ``_ADDED_COLUMNS``
+        that an existing database lacks (``create_all`` never alters a table)."""
+        inspector = inspect(conn)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {c["name"] for c in inspector.get_columns(table, schema=self._schema)}
+            prefix = f'"{self._schema}".' if self._schema else ""
+            for column, sql_type in columns.items():
+                if column not in have:
+                    log.info("state database: adding column %s.%s", table, column)
+                    ddl = f"ALTER TABLE {prefix}{table} ADD COLUMN {column} {sql_type}"
+                    conn.execute(text(ddl))
 
     def _make_engine(self, url: URL, busy_timeout_ms: int) -> Engine:
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -511,6 +565,84 @@ class SqlStateStore:
                 for r in s.scalars(stmt)
             ]
 
+    # ------------------------------------------------------------------ escalations
+
+    def record_escalation(
+        self, incident_id: int, level: int, audience: str, *, actor: str, note: str = ""
+    ) -> bool:
+        """Record that the incident reached escalation ``level`` (audience ``audience``).
+
+        Idempotent: ``False`` when that level was already recorded (a second
+        service or a repeated click changes nothing). Writes an ``escalate``
+        audit entry with ``actor`` when it records. Raises ``QueryError`` for
+        an unknown incident, a negative level or an empty ``actor``.
+        """
+        if not actor.strip():
+            raise QueryError("record_escalation: actor must not be empty")
+        if level < 0:
+            raise QueryError(f"record_escalation: level must be >= 0, got {level}")
+        now = _aware(self._clock(), "clock()")
+        exists = select(EscalationRow.id).where(
+            EscalationRow.incident_id == incident_id, EscalationRow.level == level
+        )
+        try:
+            with self._session("record escalation") as s:
+                self._require(s, IncidentRow, incident_id, "incident")
+                if s.scalar(exists) is not None:
+                    return False
+                s.add(
+                    EscalationRow(
+                        incident_id=incident_id,
+                        level=level,
+                        audience=audience,
+                        at=now,
+                        actor=actor,
+                        note=note,
+                    )
+                )
+                s.add(
+                    AuditRow(
+                        at=now,
+                        actor=actor,
+                        action="escalate",
+                        target=f"incident:{incident_id}",
+                        detail=f"level {level} ({audience}) {note}".strip(),
+                    )
+                )
+        except PermanentStoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False  # recorded concurrently by another process
+            raise
+        return True
+
+    def list_escalations(self, incident_id: int) -> list[Escalation]:
+        """Escalation steps of one incident, lowest level first (empty if none)."""
+        stmt = (
+            select(EscalationRow)
+            .where(EscalationRow.incident_id == incident_id)
+            .order_by(EscalationRow.level)
+        )
+        with self._session("list escalations") as s:
+            return [
+                Escalation(
+                    id=r.id,
+                    incident_id=r.incident_id,
+                    level=r.level,
+                    audience=r.audience,
+                    at=r.at,
+                    actor=r.actor,
+                    note=r.note,
+                )
+                for r in s.scalars(stmt)
+            ]
+
+    def escalation_level(self, incident_id: int) -> int | None:
+        """The highest recorded escalation level of the incident, ``None`` if none."""
+        stmt = select(func.max(EscalationRow.level)).where(EscalationRow.incident_id == incident_id)
+        with self._session("escalation level") as s:
+            level = s.scalar(stmt)
+            return None if level is None else int(level)
+
     # ------------------------------------------------------------------ alerts
 
     def add_alert(self, alert: Alert) -> Alert:
@@ -704,7 +836,9 @@ def _alert(row: AlertRow) -> Alert:
 
 
 def _notification(row: OutboxRow) -> Notification:
-    return Notification.model_validate(_columns(row))
+    values = _columns(row)
+    values["payload"] = values.get("payload") or {}
+    return Notification.model_validate(values)
 
 
 def _ticket(row: TicketRow) -> Ticket:

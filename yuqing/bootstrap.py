@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from alerts.detector import Detector
+from alerts.actions import act
+from alerts.detector import Detector, policy_from_settings
 from alerts.service import Service
 from core.errors import ConfigError, StoreUnavailable
-from core.models import CrawlRun, PostQuery
+from core.models import CrawlRun, Incident, PostQuery, utcnow
 from core.ports import PostStore, StateStore
 from core.settings import Settings, get_settings
 from crawler.services import CrawlServices
@@ -41,10 +42,11 @@ def build_post_store(settings: Settings) -> PostStore:
     backend = settings.storage.posts_backend
     if backend == "local":
         return LocalPostStore(settings.storage.posts_path, tokenizer=tokenize)
-    raise ConfigError(
-        f"storage.posts_backend: {backend!r} is not available in this release "
-        "(the Elasticsearch adapter arrives with its issue); use 'local'"
-    )
+    if backend == "elasticsearch":
+        from storage.elastic import from_settings
+
+        return from_settings(settings, tokenize)
+    raise ConfigError(f"storage.posts_backend: unknown backend {backend!r}")
 
 
 def build_state_store(settings: Settings) -> StateStore:
@@ -113,6 +115,7 @@ class _OwningService(Service):
             post_store=self._owned_posts,
             state_store=self._owned_state,
             crawl_command=crawl_command_for(config_path),
+            serve_links=True,
         )
 
     def run_forever(self) -> None:
@@ -128,12 +131,41 @@ def build_service(settings: Settings, *, config_path: Path | None) -> Service:
     return _OwningService(settings, config_path)
 
 
+def incident_action(
+    settings: Settings, state: StateStore, posts: PostStore | None = None
+) -> Callable[[int, str, str, str], Incident]:
+    """``(incident_id, action, user, note) -> Incident`` through the alerting engine.
+
+    Every entry point (CLI, dashboard, signed links) acts through
+    ``alerts.actions.act`` so each action writes the same audit entries and
+    queues the same escalation or resolved messages.
+    """
+    policy = policy_from_settings(settings)
+
+    def run(incident_id: int, action: str, user: str, note: str) -> Incident:
+        result = act(
+            state,  # type: ignore[arg-type]  # SqlStateStore implements EscalationStore
+            policy,
+            incident_id,
+            action,
+            user=user,
+            note=note,
+            now=utcnow(),
+            posts=posts,
+        )
+        return result.incident
+
+    return run
+
+
 def build_dashboard_data(settings: Settings | None = None) -> DashboardData:
     """The dashboard's data module over the configured stores (settings from the environment)."""
     settings = settings or get_settings()
+    posts, state = build_post_store(settings), build_state_store(settings)
     return DashboardData(
-        build_post_store(settings),
-        build_state_store(settings),
+        posts,
+        state,
         tz=settings.timezone,
         public_url=settings.dashboard.public_url,
+        act=incident_action(settings, state, posts),
     )

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from core.errors import ConfigError, YuqingError
 from core.settings import Settings, load_settings
+from yuqing import cli_index, cli_nlp
 from yuqing.logging_setup import configure_logging
 
 app = typer.Typer(
@@ -29,6 +30,10 @@ app = typer.Typer(
 )
 incidents_app = typer.Typer(help="List, acknowledge and resolve incidents.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(cli_index.app, name="index")
+app.add_typer(cli_nlp.app, name="nlp")
+channels_app = typer.Typer(help="Check notification channels.", no_args_is_help=True)
+app.add_typer(channels_app, name="channels")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -260,44 +265,124 @@ def incidents_list(
     console.print(table)
 
 
-def _change_incident(
-    action: str, incident_id: int, user: str, note: str, config: Path | None
-) -> None:
-    from yuqing.bootstrap import build_state_store
+def _act(action: str, incident_id: int, user: str, note: str, config: Path | None) -> None:
+    """Perform ``action`` through the alerting engine (same audit and messages as the links)."""
+    from yuqing.bootstrap import build_state_store, incident_action
 
     settings = _settings(config)
     state = build_state_store(settings)
     try:
-        method = state.acknowledge if action == "ack" else state.resolve
-        inc = method(incident_id, user=user, note=note)
+        inc = incident_action(settings, state)(incident_id, action, user, note)
     except YuqingError as exc:
         err_console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
     finally:
         state.close()
-    console.print(f"incident {inc.id}: {inc.status.value}")
+    console.print(f"incident {inc.id}: {inc.status.value}, grade {inc.grade.value}")
+
+
+UserOpt = Annotated[str, typer.Option(help="Who acts (written to the audit log).")]
+NoteOpt = Annotated[str, typer.Option(help="Optional note.")]
 
 
 @incidents_app.command("ack")
 def incidents_ack(
-    incident_id: int,
-    user: Annotated[str, typer.Option(help="Who acknowledges (written to the audit log).")],
-    note: Annotated[str, typer.Option(help="Optional note.")] = "",
-    config: ConfigOpt = None,
+    incident_id: int, user: UserOpt, note: NoteOpt = "", config: ConfigOpt = None
 ) -> None:
-    """Acknowledge an incident."""
-    _change_incident("ack", incident_id, user, note, config)
+    """Acknowledge an incident (stops its time-based escalation)."""
+    _act("acknowledge", incident_id, user, note, config)
+
+
+@incidents_app.command("escalate")
+def incidents_escalate(
+    incident_id: int, user: UserOpt, note: NoteOpt = "", config: ConfigOpt = None
+) -> None:
+    """Escalate an incident one level now; the running service delivers the messages."""
+    _act("escalate", incident_id, user, note, config)
 
 
 @incidents_app.command("resolve")
 def incidents_resolve(
-    incident_id: int,
-    user: Annotated[str, typer.Option(help="Who resolves (written to the audit log).")],
-    note: Annotated[str, typer.Option(help="Optional note.")] = "",
+    incident_id: int, user: UserOpt, note: NoteOpt = "", config: ConfigOpt = None
+) -> None:
+    """Resolve an incident (a resolved notice goes to everybody who was told)."""
+    _act("resolve", incident_id, user, note, config)
+
+
+@incidents_app.command("report")
+def incidents_report(incident_id: int, config: ConfigOpt = None) -> None:
+    """Print the draft report of an incident for head office (plain text, Chinese)."""
+    from zoneinfo import ZoneInfo
+
+    from alerts.regulatory import draft_report
+    from core.models import utcnow
+    from yuqing.bootstrap import build_post_store, build_state_store
+
+    settings = _settings(config)
+    state, posts = build_state_store(settings), build_post_store(settings)
+    try:
+        inc = state.get_incident(incident_id)
+        if inc is None:
+            err_console.print(f"[red]unknown incident {incident_id}[/]")
+            raise typer.Exit(1)
+        found = [posts.get(pid) for pid in inc.post_ids[:5]]
+        text = draft_report(
+            inc,
+            bank=settings.watchlist.bank.name,
+            alerts=state.list_alerts(incident_id=incident_id),
+            posts=[p for p in found if p is not None],
+            actions=[
+                (e.at, e.actor, e.action, e.detail)
+                for e in state.list_audit(100, target=f"incident:{incident_id}")  # type: ignore[attr-defined]
+            ],
+            config=settings.reporting,
+            tz=ZoneInfo(settings.timezone),
+            now=utcnow(),
+        )
+    except YuqingError as exc:
+        err_console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        state.close()
+        posts.close()
+    sys.stdout.write(text + "\n")
+
+
+@channels_app.command("test")
+def channels_test(
+    name: Annotated[str, typer.Argument(help="Channel name from the config.")],
     config: ConfigOpt = None,
 ) -> None:
-    """Resolve an incident."""
-    _change_incident("resolve", incident_id, user, note, config)
+    """Send a clearly labelled test message through one channel, now (not via the outbox)."""
+    from zoneinfo import ZoneInfo
+
+    from alerts.messages import sample_message
+    from alerts.notifiers import build_notifiers
+    from core.errors import NotifierError
+    from core.models import utcnow
+
+    settings = _settings(config)
+    chosen = [c for c in settings.channels if c.name == name]
+    if not chosen:
+        known = ", ".join(c.name for c in settings.channels) or "(none)"
+        err_console.print(f"[red]unknown channel {name!r}; configured: {known}[/]")
+        raise typer.Exit(2)
+    try:
+        notifier = build_notifiers(chosen)[name]
+    except (ConfigError, KeyError) as exc:
+        err_console.print(f"[red]channel {name!r} cannot be built: {exc}[/]")
+        raise typer.Exit(2) from exc
+    now = utcnow()
+    message = sample_message(
+        now=now, tz=ZoneInfo(settings.timezone), public_url=settings.dashboard.public_url
+    )
+    try:
+        notifier.send(message.notification(name, f"test:{now.isoformat()}", now=now))
+    except NotifierError as exc:
+        kind = "temporary" if exc.temporary else "permanent"
+        err_console.print(f"[red]{name}: {kind} failure: {exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"{name}: test message delivered")
 
 
 if __name__ == "__main__":  # pragma: no cover

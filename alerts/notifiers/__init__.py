@@ -85,12 +85,22 @@ def build_notifiers(channels: Sequence[ChannelConfig]) -> dict[str, Notifier]:
 
 
 # Import the built-in plugins last so they can use register_notifier.
+from alerts.notifiers.dingtalk import DingTalkNotifier  # noqa: E402
+from alerts.notifiers.email import EmailNotifier  # noqa: E402
+from alerts.notifiers.feishu import FeishuNotifier  # noqa: E402
 from alerts.notifiers.log import LogNotifier  # noqa: E402
+from alerts.notifiers.webhook import WebhookNotifier  # noqa: E402
+from alerts.notifiers.wecom import WeComNotifier  # noqa: E402
 
 __all__ = [
     "NOTIFIER_TYPES",
+    "DingTalkNotifier",
+    "EmailNotifier",
+    "FeishuNotifier",
     "LogNotifier",
     "NotifierFactory",
+    "WeComNotifier",
+    "WebhookNotifier",
     "build_notifiers",
     "register_notifier",
 ]

@@ -3,6 +3,13 @@
 A new PostStore adapter (Elasticsearch) adds one factory to ``POST_STORES``
 (and one to ``BROKEN_POST_STORES``); every contract test then runs against it.
 A factory is a context manager that yields a fresh, empty store and cleans up.
+
+Elasticsearch runs twice: against the ``noida-db`` test server started once per
+session (param ``elasticsearch``; the noida-db package must be installed, and if
+its binary cannot start those tests fail rather than skip), and, when
+``YUQING_ES_URL`` is set, against that real cluster (param ``real_es``, marker
+``real_es``). The noida-db params carry the ``slow`` marker (they start a
+server). Each test gets its own index prefix, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import pytest
 from core.ports import PostStore, StateStore, Tokenizer
 
 PG_URL_ENV = "YUQING_TEST_PG_URL"
+ES_URL_ENV = "YUQING_ES_URL"
 
 
 def _load_tokenizer() -> Tokenizer:
@@ -92,6 +100,87 @@ def _local_store_not_a_database(tmp_path: Path) -> Iterator[BrokenStore]:
         store.close()
 
 
+# ---------------------------------------------------------------------- elasticsearch
+
+
+@pytest.fixture(scope="session")
+def noida_es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a noida-db Elasticsearch server for the whole session."""
+    from tests.es_server import ServerError, binary_path, noida_elasticsearch
+
+    if binary_path() is None:
+        pytest.skip("the noida-db package is not installed (pip install noida-db)")
+    try:
+        with noida_elasticsearch(tmp_path_factory.mktemp("noida-es")) as url:
+            yield url
+    except ServerError as exc:
+        pytest.fail(f"the Elasticsearch test server (noida-db) could not start: {exc}")
+
+
+@pytest.fixture(scope="session")
+def real_es_url() -> str:
+    """``$YUQING_ES_URL``: a real Elasticsearch 8 cluster to run the contract against."""
+    url = os.environ.get(ES_URL_ENV)
+    if not url:
+        pytest.skip(f"real Elasticsearch tests need {ES_URL_ENV} (e.g. http://127.0.0.1:9200)")
+    return url
+
+
+def es_prefix() -> str:
+    """An index prefix no other test uses."""
+    return f"yuqing-test-{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def es_store(url: str, *, init: bool = True) -> Iterator[PostStore]:
+    """A fresh ElasticPostStore on its own index prefix, deleted afterwards."""
+    from storage.elastic import ElasticPostStore
+
+    store = ElasticPostStore(
+        url, TOKENIZER, index_prefix=es_prefix(), number_of_replicas=0, backoff_seconds=0.05
+    )
+    try:
+        if init:
+            store.ensure_index()
+        yield store
+    finally:
+        cleaner = ElasticPostStore(url, TOKENIZER, index_prefix=store.prefix, retries=0)
+        try:
+            cleaner.drop_everything()
+        finally:
+            cleaner.close()
+            store.close()
+
+
+@contextmanager
+def _es_unreachable(tmp_path: Path) -> Iterator[BrokenStore]:
+    import socket
+
+    from storage.elastic import ElasticPostStore
+
+    # A port that was just free: nothing listens there (connection refused at once).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    store = ElasticPostStore(
+        url, TOKENIZER, index_prefix=es_prefix(), retries=1, backoff_seconds=0.01, request_timeout=2
+    )
+    try:
+        yield BrokenStore(store, url)
+    finally:
+        store.close()
+
+
+def _es_not_initialised(url: str) -> Callable[[Path], AbstractContextManager[BrokenStore]]:
+    @contextmanager
+    def factory(tmp_path: Path) -> Iterator[BrokenStore]:
+        with es_store(url, init=False) as store:
+            yield BrokenStore(store, url)
+
+    return factory
+
+
 PostStoreFactory = Callable[[Path], AbstractContextManager[PostStore]]
 BrokenStoreFactory = Callable[[Path], AbstractContextManager[BrokenStore]]
 
@@ -99,20 +188,45 @@ POST_STORES: dict[str, PostStoreFactory] = {"local": _local_store}
 BROKEN_POST_STORES: dict[str, BrokenStoreFactory] = {
     "local-bad-path": _local_store_bad_path,
     "local-not-a-database": _local_store_not_a_database,
+    "elasticsearch-unreachable": _es_unreachable,
+}
+# Adapters that need a server: param -> (URL fixture, marks).
+SERVER_POST_STORES: dict[str, tuple[str, tuple[pytest.MarkDecorator, ...]]] = {
+    "elasticsearch": ("noida_es_url", (pytest.mark.slow,)),
+    "real_es": ("real_es_url", (pytest.mark.real_es,)),
+}
+SERVER_BROKEN_POST_STORES: dict[str, tuple[str, tuple[pytest.MarkDecorator, ...]]] = {
+    "elasticsearch-not-initialised": ("noida_es_url", (pytest.mark.slow,)),
 }
 
 
-@pytest.fixture(params=sorted(POST_STORES))
+def _params(
+    plain: dict[str, object], served: dict[str, tuple[str, tuple[pytest.MarkDecorator, ...]]]
+) -> list[object]:
+    return [*sorted(plain), *(pytest.param(n, marks=m) for n, (_, m) in sorted(served.items()))]
+
+
+@pytest.fixture(params=_params(POST_STORES, SERVER_POST_STORES))  # type: ignore[arg-type]
 def post_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PostStore]:
     """A fresh, empty PostStore of each adapter."""
+    if request.param in SERVER_POST_STORES:
+        url = request.getfixturevalue(SERVER_POST_STORES[request.param][0])
+        with es_store(url) as store:
+            yield store
+        return
     with POST_STORES[request.param](tmp_path) as store:
         yield store
 
 
-@pytest.fixture(params=sorted(BROKEN_POST_STORES))
+@pytest.fixture(params=_params(BROKEN_POST_STORES, SERVER_BROKEN_POST_STORES))  # type: ignore[arg-type]
 def broken_post_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokenStore]:
     """A PostStore of each adapter whose backend is unusable."""
-    with BROKEN_POST_STORES[request.param](tmp_path) as broken:
+    if request.param in SERVER_BROKEN_POST_STORES:
+        url = request.getfixturevalue(SERVER_BROKEN_POST_STORES[request.param][0])
+        factory = _es_not_initialised(url)
+    else:
+        factory = BROKEN_POST_STORES[request.param]
+    with factory(tmp_path) as broken:
         yield broken
 
 

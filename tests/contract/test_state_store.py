@@ -435,3 +435,62 @@ def test_postgres_schema_isolation() -> None:
             for s in schemas:
                 conn.execute(DropSchema(s, cascade=True, if_exists=True))
         admin.dispose()
+
+
+# ---------------------------------------------------------------------- escalations (issue 6)
+
+
+def test_record_escalation_is_idempotent_per_level_and_audited(
+    state_store: StateStore, clock: Any
+) -> None:
+    store: Any = state_store
+    inc = state_store.save_incident(incident())
+    assert store.escalation_level(inc.id) is None
+    assert store.list_escalations(inc.id) == []
+    assert store.record_escalation(inc.id, 0, "branch", actor="escalation-policy") is True
+    when = clock.advance(minutes=30)
+    assert store.record_escalation(inc.id, 1, "regional", actor="王主管", note="未确认") is True
+    assert store.record_escalation(inc.id, 1, "regional", actor="another") is False
+    steps = store.list_escalations(inc.id)
+    assert [(s.level, s.audience, s.actor) for s in steps] == [
+        (0, "branch", "escalation-policy"),
+        (1, "regional", "王主管"),
+    ]
+    assert steps[1].at == when
+    assert_utc(*(s.at for s in steps))
+    assert store.escalation_level(inc.id) == 1
+    audit = store.list_audit(10, target=f"incident:{inc.id}")
+    assert [(e.actor, e.action) for e in audit] == [
+        ("王主管", "escalate"),
+        ("escalation-policy", "escalate"),
+    ]
+    with pytest.raises(QueryError):
+        store.record_escalation(9999, 0, "branch", actor="x")
+    with pytest.raises(QueryError):
+        store.record_escalation(inc.id, 2, "head_office", actor=" ")
+
+
+def test_notification_payload_round_trips(state_store: StateStore) -> None:
+    payload = {"kind": "alert", "grade": "II", "facts": [["累计帖子", "42 条"]], "posts": []}
+    state_store.enqueue(note("with-payload").model_copy(update={"payload": payload}))
+    state_store.enqueue(note("plain"))
+    got = {n.dedup_key: n for n in state_store.due_notifications(T0)}
+    assert got["with-payload"].payload == payload
+    assert got["plain"].payload == {}
+
+
+def test_an_older_database_gets_the_payload_column(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    SqlStateStore(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # what a database created before issue 6 looks like
+        conn.execute(sa.text("ALTER TABLE outbox DROP COLUMN payload"))
+    engine.dispose()
+    store = SqlStateStore(url)
+    try:
+        assert store.enqueue(note("k").model_copy(update={"payload": {"kind": "alert"}}))
+        assert store.due_notifications(T0)[0].payload == {"kind": "alert"}
+    finally:
+        store.close()

@@ -152,6 +152,13 @@ class FakePostStore:
         pass
 
 
+class FakeEscalation:
+    """One recorded escalation step (as ``storage.state.Escalation``)."""
+
+    def __init__(self, level: int, audience: str, at: datetime, actor: str, note: str) -> None:
+        self.level, self.audience, self.at, self.actor, self.note = level, audience, at, actor, note
+
+
 class FakeStateStore:
     """In-memory StateStore: incidents, alerts, audit log and outbox."""
 
@@ -165,6 +172,9 @@ class FakeStateStore:
         self.tickets: dict[str, Ticket] = {}
         self.fail_with: Exception | None = None
         self.writes = 0
+        self.escalations: dict[int, list[FakeEscalation]] = {}
+        self.now = T0
+        """The time stamped on escalation steps (tests move it)."""
 
     def _check(self, write: bool = False) -> None:
         if self.fail_with is not None:
@@ -311,6 +321,30 @@ class FakeStateStore:
     def list_crawl_runs(self, *, source: str | None = None, limit: int = 100) -> list[CrawlRun]:
         self._check()
         return [r for r in reversed(self.crawl_runs) if source in (None, r.source)][:limit]
+
+    # escalations (SqlStateStore extras used by alerts.escalation)
+    def record_escalation(
+        self, incident_id: int, level: int, audience: str, *, actor: str, note: str = ""
+    ) -> bool:
+        self._check(write=True)
+        steps = self.escalations.setdefault(incident_id, [])
+        if any(s.level == level for s in steps):
+            return False
+        steps.append(FakeEscalation(level, audience, self.now, actor, note))
+        steps.sort(key=lambda s: s.level)
+        self.audit(actor=actor, action="escalate", target=f"incident:{incident_id}", detail=note)
+        return True
+
+    def list_escalations(self, incident_id: int) -> list[FakeEscalation]:
+        self._check()
+        return list(self.escalations.get(incident_id, []))
+
+    def list_notifications(
+        self, *, incident_id: int | None = None, limit: int = 100
+    ) -> list[Notification]:
+        self._check()
+        found = [n for n in self.outbox if incident_id is None or n.incident_id == incident_id]
+        return list(reversed(found))[:limit]
 
     def close(self) -> None:
         pass

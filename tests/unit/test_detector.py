@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -316,10 +316,14 @@ def test_grades_never_go_down_and_ids_are_merged_newest_first() -> None:
     assert dedup_key(later.incident) == "incident:7:grade:III"
 
 
-def test_notifications_need_a_saved_incident() -> None:
-    from alerts.incidents import notifications_for
+def test_messages_need_a_saved_incident() -> None:
+    from alerts.messages import build_message
 
     with pytest.raises(ValueError, match="save the incident"):
-        notifications_for(
-            Incident(rule="r", key="all", title="t"), _match(Grade.IV, 1), CHANNELS, now=T0
+        build_message(
+            Incident(rule="r", key="all", title="t"),
+            kind="alert",
+            now=T0,
+            tz=UTC,
+            public_url="http://x",
         )

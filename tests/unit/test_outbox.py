@@ -161,24 +161,34 @@ def test_build_notifiers_makes_the_log_channel_and_skips_disabled_ones() -> None
 
 
 def test_an_unimplemented_channel_type_fails_at_load_naming_the_channel() -> None:
-    with pytest.raises(ConfigError, match=r"channels\[1\] \('head_office'\).*'wecom'"):
-        build_notifiers(
-            [ChannelConfig(name="log", type="log"), ChannelConfig(name="head_office", type="wecom")]
-        )
+    saved = NOTIFIER_TYPES.pop("wecom")
+    try:
+        with pytest.raises(ConfigError, match=r"channels\[1\] \('head_office'\).*'wecom'"):
+            build_notifiers(
+                [
+                    ChannelConfig(name="log", type="log"),
+                    ChannelConfig(name="head_office", type="wecom"),
+                ]
+            )
+    finally:
+        NOTIFIER_TYPES["wecom"] = saved
 
 
 def test_a_plugin_refusing_its_config_fails_at_load_naming_the_channel() -> None:
-    @register_notifier("webhook")
-    class NeedsUrl:
-        @classmethod
-        def from_config(cls, channel: ChannelConfig) -> FakeNotifier:
-            raise ValueError("url is required")
+    with pytest.raises(ConfigError, match=r"\('hook'\): url: a webhook channel needs"):
+        build_notifiers([ChannelConfig(name="hook", type="webhook")])
+    with pytest.raises(ConfigError, match=r"\('hq'\): token_env"):
+        build_notifiers([ChannelConfig(name="hq", type="wecom")])
 
-    try:
-        with pytest.raises(ConfigError, match=r"\('hook'\): url is required"):
-            build_notifiers([ChannelConfig(name="hook", type="webhook")])
-    finally:
-        del NOTIFIER_TYPES["webhook"]
+
+def test_registering_a_second_class_for_a_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+
+        @register_notifier("webhook")
+        class Another:
+            @classmethod
+            def from_config(cls, channel: ChannelConfig) -> FakeNotifier:
+                return FakeNotifier(channel.name)
 
 
 def test_the_log_notifier_writes_to_the_alerts_logger(caplog: pytest.LogCaptureFixture) -> None:

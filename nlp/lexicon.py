@@ -1,0 +1,56 @@
+"""The shipped bank lexicon (``nlp/data/lexicon.yaml``): topic cues, crisis signals.
+
+Words are matched against normalised text (simplified, half-width, lower
+case), so the YAML lists simplified forms in lower case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from core.vocab import Topic
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """A named crisis signal: trigger words, whether it escalates at once, its risk weight."""
+
+    name: str
+    critical: bool
+    weight: float
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    version: str
+    topics: dict[Topic, tuple[str, ...]]
+    signals: tuple[SignalSpec, ...]
+    denials: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def load_lexicon() -> Lexicon:
+    """Load the shipped lexicon once per process. Raises ``KeyError`` on a malformed file."""
+    raw: dict[str, Any] = yaml.safe_load(
+        (resources.files("nlp") / "data" / "lexicon.yaml").read_text(encoding="utf-8")
+    )
+    return Lexicon(
+        version=str(raw["version"]),
+        topics={Topic(k): tuple(str(w).lower() for w in v) for k, v in raw["topics"].items()},
+        signals=tuple(
+            SignalSpec(
+                name=name,
+                critical=bool(spec.get("critical", False)),
+                weight=float(spec.get("weight", 0.3)),
+                words=tuple(str(w).lower() for w in spec["words"]),
+            )
+            for name, spec in raw["signals"].items()
+        ),
+        denials=tuple(str(w) for w in raw.get("denials", [])),
+    )
