@@ -19,7 +19,9 @@ def render(rows: list[dict[str, object]]) -> str:
             ok = value >= goal if better == "higher" else value <= goal  # type: ignore[operator]
             met = "yes" if ok else "**no**"
             goal_text = f"{'≥' if better == 'higher' else '≤'} {goal:g} {row['unit']}"
-        shown = f"{value:,.1f} {row['unit']}"
+        # Ratios (F1, recall) need three decimals; rates and latencies one.
+        number = f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"  # type: ignore[arg-type]
+        shown = f"{number} {row['unit']}".strip()
         lines.append(f"| `{row['name']}` | {shown} | {goal_text} | {met} | {row['detail']} |")
     return "\n".join(lines)
 

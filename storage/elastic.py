@@ -41,9 +41,6 @@ call returns an empty result because something failed.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 import logging
 import re
@@ -81,6 +78,14 @@ from storage.local import is_searchable, make_snippet
 
 if TYPE_CHECKING:
     from core.settings import Settings
+
+from storage.cursor import decode_cursor, encode_cursor, query_fingerprint
+
+
+def _is_doc_id(value: object) -> bool:
+    """Is ``value`` the unique tie-breaker that ends a sort key here?"""
+    return isinstance(value, str)
+
 
 log = logging.getLogger(__name__)
 
@@ -653,10 +658,8 @@ class ElasticPostStore:
         es_query, tokens = self._query(query)
         if sort == "relevance" and not tokens:
             sort = "newest"
-        fingerprint = hashlib.sha1(
-            f"{sort}|{query.model_dump_json()}".encode(), usedforsecurity=False
-        ).hexdigest()[:16]
-        after = _decode_cursor(cursor, fingerprint, sort) if cursor else None
+        fingerprint = query_fingerprint(query, sort)
+        after = decode_cursor(cursor, fingerprint, sort, tie_breaker=_is_doc_id) if cursor else None
         body: dict[str, Any] = {
             "query": es_query,
             "sort": _SORTS[sort],
@@ -689,7 +692,7 @@ class ElasticPostStore:
             hits.append(PostHit(post=post, snippet=snippet))
         next_cursor = None
         if len(raw) > limit:
-            next_cursor = _encode_cursor(fingerprint, sort, list(page[-1]["sort"]))
+            next_cursor = encode_cursor(fingerprint, sort, list(page[-1]["sort"]))
         return SearchPage(
             hits=hits, total=int(resp["hits"]["total"]["value"]), next_cursor=next_cursor
         )
@@ -1024,7 +1027,6 @@ _SORTS: dict[str, list[dict[str, Any]]] = {
     ],
     "relevance": [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}],
 }
-_CURSOR_KEYS = {"newest": 2, "oldest": 2, "relevance": 2, "risk": 3}
 
 
 def _field(name: object) -> str:
@@ -1071,33 +1073,6 @@ def _item_reason(error: Any) -> str:
             text += f" (caused by {cause.get('type', '')}: {cause.get('reason', '')})"
         return text[:500]
     return str(error)[:500]
-
-
-def _encode_cursor(fingerprint: str, sort: str, key: list[Any]) -> str:
-    raw = json.dumps({"q": fingerprint, "s": sort, "k": key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, fingerprint: str, sort: str) -> list[Any]:
-    """The ``search_after`` values in ``cursor``; ``QueryError`` if malformed or foreign."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        key = data["k"]
-        ok = (
-            isinstance(data, dict)
-            and isinstance(key, list)
-            and len(key) == _CURSOR_KEYS[sort]
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in key[:-1])
-            and isinstance(key[-1], str)
-        )
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-        raise QueryError(f"malformed cursor {cursor[:40]!r}") from exc
-    if not ok:
-        raise QueryError(f"malformed cursor {cursor[:40]!r}")
-    if data.get("q") != fingerprint or data.get("s") != sort:
-        raise QueryError("cursor belongs to a different query or sort; start from page one")
-    return key
 
 
 def from_settings(settings: Settings, tokenizer: Tokenizer, **overrides: Any) -> ElasticPostStore:

@@ -36,10 +36,6 @@ Semantics that every adapter shares (see ``tests/contract``):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import logging
 import os
 import sqlite3
@@ -54,6 +50,13 @@ from typing import Any
 from core.errors import PermanentStoreError, QueryError, StoreError, StoreUnavailable
 from core.models import Bucket, Post, PostHit, PostQuery, SearchPage, TermCount, UpsertResult
 from core.ports import SHANGHAI_OFFSET_MINUTES, SortOrder, TermField, Tokenizer
+from storage.cursor import decode_cursor, encode_cursor, query_fingerprint
+
+
+def _is_row_key(value: object) -> bool:
+    """Is ``value`` the unique tie-breaker that ends a sort key here?"""
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 log = logging.getLogger(__name__)
 
@@ -546,10 +549,10 @@ class LocalPostStore:
         f = self._filter(query)
         if sort == "relevance" and f.match is None:
             sort = "newest"
-        fingerprint = hashlib.sha1(
-            f"{sort}|{query.model_dump_json()}".encode(), usedforsecurity=False
-        ).hexdigest()[:16]
-        after = _decode_cursor(cursor, fingerprint, sort) if cursor else None
+        fingerprint = query_fingerprint(query, sort)
+        after = (
+            decode_cursor(cursor, fingerprint, sort, tie_breaker=_is_row_key) if cursor else None
+        )
 
         key_sql, order_sql, page_where, page_params = _keyset(sort, after)
         if sort == "relevance":
@@ -602,7 +605,7 @@ class LocalPostStore:
         next_cursor = None
         if len(keyed) > limit:
             last = page[-1]
-            next_cursor = _encode_cursor(fingerprint, sort, [*last[1:], last[0]])
+            next_cursor = encode_cursor(fingerprint, sort, [*last[1:], last[0]])
         return SearchPage(hits=hits, total=total, next_cursor=next_cursor)
 
     def histogram(
@@ -870,32 +873,3 @@ def _keyset(sort: str, after: list[Any] | None) -> tuple[str, str, str, list[Any
     params = [after[0], after[0], after[1]] if after else []
     order = f"p.published_at {direction}, p.pk {direction}"
     return "p.published_at", order, cond if after else "1", params
-
-
-_CURSOR_KEYS = {"newest": 2, "oldest": 2, "relevance": 2, "risk": 3}
-
-
-def _encode_cursor(fingerprint: str, sort: str, key: list[Any]) -> str:
-    raw = json.dumps({"q": fingerprint, "s": sort, "k": key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, fingerprint: str, sort: str) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        key = data["k"]
-        ok = (
-            isinstance(data, dict)
-            and isinstance(key, list)
-            and len(key) == _CURSOR_KEYS[sort]
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in key)
-            and isinstance(key[-1], int)
-        )
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-        raise QueryError(f"malformed cursor {cursor[:40]!r}") from exc
-    if not ok:
-        raise QueryError(f"malformed cursor {cursor[:40]!r}")
-    if data.get("q") != fingerprint or data.get("s") != sort:
-        raise QueryError("cursor belongs to a different query or sort; start from page one")
-    return key

@@ -20,6 +20,7 @@ from rich.table import Table
 from core.errors import ConfigError, YuqingError
 from core.settings import Settings, load_settings
 from yuqing import cli_index, cli_nlp
+from yuqing.cli_common import ConfigOpt
 from yuqing.logging_setup import configure_logging
 
 app = typer.Typer(
@@ -38,17 +39,6 @@ app.add_typer(channels_app, name="channels")
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("yuqing.cli")
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="YUQING_CONFIG",
-        help="YAML config file (default: $YUQING_CONFIG).",
-        show_default=False,
-    ),
-]
 
 
 def _settings(config: Path | None) -> Settings:

@@ -26,6 +26,7 @@ from rich.console import Console
 from core.errors import ConfigError, StoreError
 from core.models import Post, PostQuery
 from core.settings import Settings, load_settings
+from yuqing.cli_common import ConfigOpt
 
 if TYPE_CHECKING:
     from storage.elastic import ElasticPostStore
@@ -37,17 +38,6 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("yuqing.cli.index")
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="YUQING_CONFIG",
-        help="YAML config file (default: $YUQING_CONFIG).",
-        show_default=False,
-    ),
-]
 
 
 def _store(config: Path | None, **overrides: object) -> tuple[Settings, ElasticPostStore]:

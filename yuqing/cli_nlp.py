@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.errors import ConfigError
+from yuqing.cli_common import ConfigOpt
 
 app = typer.Typer(
     help="Chinese NLP: score posts (sentiment, topic, risk), train and evaluate the models.",
@@ -25,17 +26,6 @@ app = typer.Typer(
 )
 
 log = logging.getLogger("yuqing.cli.nlp")
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="YUQING_CONFIG",
-        help="YAML config file whose watchlist is used (default: $YUQING_CONFIG).",
-        show_default=False,
-    ),
-]
 
 
 def _err() -> Console:
