@@ -197,6 +197,9 @@ def dashboard_command(
 def demo(
     port: Annotated[int, typer.Option(help="Port of the local demo web.")] = 8765,
     dashboard_port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+    links_port: Annotated[
+        int, typer.Option(help="Port of the service's one-click action links.")
+    ] = 8788,
     scenario: Annotated[
         Path | None, typer.Option(help="Scenario YAML (default: the shipped one).")
     ] = None,
@@ -214,6 +217,7 @@ def demo(
             config=config,
             port=port,
             dashboard_port=dashboard_port,
+            links_port=links_port,
             scenario=scenario,
             speed=speed,
             keep=keep,

@@ -28,7 +28,9 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 _DEMO_HOSTPORT = "127.0.0.1:8765"
 
 
-def _effective_config(base: Path, port: int, dashboard_port: int, out_dir: Path) -> Path:
+def _effective_config(
+    base: Path, port: int, dashboard_port: int, links_port: int, out_dir: Path
+) -> Path:
     """Write the demo config with the chosen ports into ``out_dir`` and return its path."""
     data: dict[str, Any] = yaml.safe_load(base.read_text(encoding="utf-8")) or {}
     for source in data.get("sources", []):
@@ -38,6 +40,9 @@ def _effective_config(base: Path, port: int, dashboard_port: int, out_dir: Path)
     dash = data.setdefault("dashboard", {})
     dash["port"] = dashboard_port
     dash["public_url"] = f"http://127.0.0.1:{dashboard_port}"
+    links = data.setdefault("ack_links", {})
+    links["port"] = links_port
+    links["public_url"] = f"http://127.0.0.1:{links_port}"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "effective-config.yaml"
     path.write_text(
@@ -80,6 +85,7 @@ def run_demo(
     config: Path | None,
     port: int,
     dashboard_port: int,
+    links_port: int = 8788,
     scenario: Path | None,
     speed: float,
     keep: bool,
@@ -96,7 +102,7 @@ def run_demo(
         # Demo data only: the scenario's times are relative to this start.
         log.info("removing the previous demo data in %s (use --keep to keep it)", data_dir)
         shutil.rmtree(data_dir)
-    effective = _effective_config(base, port, dashboard_port, data_dir)
+    effective = _effective_config(base, port, dashboard_port, links_port, data_dir)
     settings = load_settings(effective)
 
     web = DemoWeb(load_scenario(scenario or default_scenario_path()), port=port, speed=speed)
@@ -105,10 +111,14 @@ def run_demo(
     except OSError as exc:
         log.error("cannot start the demo web on 127.0.0.1:%d: %s (try --port)", port, exc)
         return 2
-    if not _port_free(dashboard_port):
-        web.stop()
-        log.error("port %d for the dashboard is in use (try --dashboard-port)", dashboard_port)
-        return 2
+    for taken, what, option in (
+        (dashboard_port, "the dashboard", "--dashboard-port"),
+        (links_port, "the one-click action links", "--links-port"),
+    ):
+        if not _port_free(taken):
+            web.stop()
+            log.error("port %d for %s is in use (try %s)", taken, what, option)
+            return 2
     # SIGTERM (a supervisor, `timeout`) stops the demo like Ctrl-C: the children run in
     # their own sessions and would otherwise be orphaned.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

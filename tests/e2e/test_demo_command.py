@@ -40,7 +40,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def test_demo_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
-    web_port, dash_port = free_port(), free_port()
+    web_port, dash_port, links_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("YUQING_")}
     proc = subprocess.Popen(
         [
@@ -52,6 +52,8 @@ def test_demo_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
             str(web_port),
             "--dashboard-port",
             str(dash_port),
+            "--links-port",
+            str(links_port),
         ],
         cwd=tmp_path,  # the demo config keeps its data under ./var/demo
         env=env,

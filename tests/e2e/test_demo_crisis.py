@@ -46,6 +46,7 @@ def write_config(path: Path, web_url: str, data_dir: Path) -> Path:
         "state_url": f"sqlite:///{data_dir / 'state.db'}",
         "spool_dir": str(data_dir / "spool"),
     }
+    data["ack_links"] = {"port": 0}  # any free port: the test does not click links
     data["scheduler"] = {
         "detect_interval_seconds": 5,
         "misfire_grace_seconds": 30,
