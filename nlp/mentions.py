@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from core.settings import Watchlist
-from nlp.normalize import fold_width
+from nlp.normalize import fold_width, to_simplified
+
+
+def _canonical(text: str) -> str:
+    """Half-width, simplified, lower-case: 瀾海銀行 and 澜海银行 are one name."""
+    return to_simplified(fold_width(text)).lower()
 
 
 class MentionMatcher:
@@ -16,13 +21,13 @@ class MentionMatcher:
     def __init__(self, watchlist: Watchlist) -> None:
         self._watchlist = watchlist
         self._exclusions = sorted(
-            (fold_width(e).lower() for e in watchlist.exclusions if e.strip()),
+            (_canonical(e) for e in watchlist.exclusions if e.strip()),
             key=len,
             reverse=True,
         )
-        self._bank = [fold_width(a).lower() for a in watchlist.bank.all_names if a.strip()]
+        self._bank = [_canonical(a) for a in watchlist.bank.all_names if a.strip()]
         self._named = [
-            (entity.name, [fold_width(a).lower() for a in entity.all_names if a.strip()])
+            (entity.name, [_canonical(a) for a in entity.all_names if a.strip()])
             for entity in [*watchlist.branches, *watchlist.products]
         ]
 
@@ -40,7 +45,7 @@ class MentionMatcher:
         Returns ``[]`` when the text does not mention the bank (only an exclusion
         such as 澜海公园, or nothing at all).
         """
-        folded = fold_width(text).lower()
+        folded = _canonical(text)
         for phrase in self._exclusions:
             # Blank out excluded phrases so their aliases cannot match inside them.
             folded = folded.replace(phrase, " " * len(phrase))

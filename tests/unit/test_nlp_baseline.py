@@ -98,3 +98,12 @@ def test_analyzer_masks_and_is_deterministic(analyzer: Analyzer) -> None:
 def test_analyzer_handles_empty_text(analyzer: Analyzer) -> None:
     a = analyzer.analyze("")
     assert a.topic is Topic.OTHER and a.signals == [] and a.entities == []
+
+
+def test_mentions_match_traditional_spelling_without_traditional_aliases() -> None:
+    matcher = MentionMatcher(WATCHLIST)
+    assert matcher.match("剛經過瀾海銀行濱江支行，門口排了很長的隊") == [
+        "澜海银行",
+        "澜海银行滨江支行",
+    ]
+    assert matcher.match("週末去瀾海公園散步") == []
