@@ -34,9 +34,10 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from alerts.escalation import EscalationPolicy, EscalationStore, Evidence
+from alerts.grading import factors_from_posts, grade
 from alerts.incidents import IncidentChange, apply_match, display_timezone
 from alerts.links import LinkSigner
-from alerts.rules.base import Match, Rule, build_rules
+from alerts.rules.base import Match, Rule, Window, build_rules
 from core.errors import StoreError, YuqingError
 from core.models import Alert, Post, utcnow
 from core.ports import PostStore, StateStore
@@ -46,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 EVIDENCE_LIMIT = 50
 """How many of the newest posts of the current window are attached to the incident."""
+EXCLUDE_LOOKBACK = timedelta(days=29)
+"""Incidents opened this far back are left out of rule baselines (covers ``seasonal_days`` ≤ 28)."""
+EXCLUDE_LIMIT = 200
 
 
 def policy_from_settings(settings: Settings, tz: tzinfo | None = None) -> EscalationPolicy:
@@ -65,6 +69,21 @@ def policy_from_settings(settings: Settings, tz: tzinfo | None = None) -> Escala
         links=links,
         reporting=settings.reporting,
     )
+
+
+def past_incident_windows(state: StateStore, rule: str, now: datetime) -> list[Window]:
+    """``[first_seen, resolved_at or now)`` of the incidents of ``rule`` of the last days.
+
+    The detector passes them to the rule as ``exclude`` so its baseline leaves
+    them out (one crisis must not blind the next). Read-only; store errors
+    propagate (the rule is then reported as failed, never as quiet).
+    """
+    windows: list[Window] = []
+    for incident in state.list_incidents(since=now - EXCLUDE_LOOKBACK, limit=EXCLUDE_LIMIT):
+        if incident.rule == rule:
+            start = incident.first_seen or incident.opened_at
+            windows.append((start, incident.resolved_at or now))
+    return windows
 
 
 class DetectionFailed(YuqingError):
@@ -158,7 +177,7 @@ class Detector:
             if not rule.enabled:
                 continue
             try:
-                alert = self._run_rule(rule, now)
+                rule_alerts = self._run_rule(rule, now)
             except StoreError as exc:
                 # Expected kind of failure: no traceback noise, but loud.
                 logger.error(
@@ -180,8 +199,7 @@ class Detector:
                 )
                 failures[rule.name] = exc
                 continue
-            if alert is not None:
-                alerts.append(alert)
+            alerts.extend(rule_alerts)
         if failures:
             self._audit_failures(failures)
             raise DetectionFailed(failures, alerts)
@@ -189,14 +207,25 @@ class Detector:
 
     # -- one rule ---------------------------------------------------------------------
 
-    def _run_rule(self, rule: Rule[Any], now: datetime) -> Alert | None:
-        match = rule.evaluate(self.posts, now)
-        if match is None:
+    def _run_rule(self, rule: Rule[Any], now: datetime) -> list[Alert]:
+        """All matches of ``rule`` now (one per key) → the alerts that were news."""
+        matches = rule.evaluate_all(
+            self.posts, now, exclude=past_incident_windows(self.state, rule.name, now)
+        )
+        if not matches:
             logger.debug("rule=%s quiet", rule.name)
-            return None
+            return []
         if rule.dry_run:
-            return self._dry_run_alert(match, now)
+            return [self._dry_run_alert(match, now) for match in matches]
+        alerts: list[Alert] = []
+        for match in matches:
+            alert = self._apply(match, now)
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
 
+    def _apply(self, match: Match, now: datetime) -> Alert | None:
+        """Open or update the incident of ``match``, record news, queue messages."""
         top_posts: list[Post] = []
         sources: list[str] = []
         post_count: int | None = None
@@ -207,6 +236,14 @@ class Detector:
             sources = [t.value for t in self.posts.terms(match.query, "source", size=50)]
             first_seen = (active.first_seen if active else None) or match.window_start
             post_count = self.posts.count(match.query.model_copy(update={"since": first_seen}))
+
+        elif match.evidence_ids:
+            # No query selects exactly these posts (e.g. one author's): fetch them.
+            found = (self.posts.get(pid) for pid in match.evidence_ids[: self.evidence_limit])
+            top_posts = [p for p in found if p is not None]
+            sources = sorted({p.source for p in top_posts})
+        if top_posts:
+            match = self._regrade(match, top_posts, post_count)
 
         change = apply_match(
             active,
@@ -239,6 +276,33 @@ class Detector:
                 incident.grade.value,
             )
         return alert
+
+    def _regrade(self, match: Match, top_posts: Sequence[Post], post_count: int | None) -> Match:
+        """Raise ``match.grade`` by what the evidence shows (reach, media, signals, volume).
+
+        The rule graded its own numbers; the incident's total posts and the
+        posts of the window may justify more (never less). When they do, the
+        grader's Chinese reasons are appended to the match's reason.
+        """
+        window_minutes = None
+        if match.window_start is not None and match.window_end is not None:
+            window_minutes = int((match.window_end - match.window_start).total_seconds() // 60)
+        graded = grade(
+            factors_from_posts(
+                top_posts,
+                count=max(post_count or 0, match.count),
+                window_minutes=window_minutes,
+                window_count=match.count,
+            )
+        )
+        if graded.grade.severity <= match.grade.severity:
+            return match
+        return replace(
+            match,
+            grade=graded.grade,
+            reason=f"{match.reason}；定级依据：{graded.reason_text}",
+            metrics={**match.metrics, "evidence_grade": graded.grade.value},
+        )
 
     def _record(self, change: IncidentChange, match: Match, now: datetime) -> Alert | None:
         incident = change.incident

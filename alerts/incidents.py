@@ -13,7 +13,11 @@ Grouping policy (spine issue; issue 6 groups by topic/entity and time):
   An automatic "no match for N windows → resolved" policy, with the resolved
   notice, comes with issue 6's escalation policy.
 * Grades only go up: an incident takes the highest grade any of its matches
-  justified (see :mod:`alerts.rules.volume_spike` for the spine's simple grading).
+  justified. Grades come from :mod:`alerts.grading` (volume, velocity,
+  negativity, reach, critical signals, media/regulator involvement): each
+  rule grades its own numbers, and the detector regrades with the evidence
+  of the window and the incident's total posts. A rise is the
+  ``grade_raised`` event, announced through the escalation policy.
 
 What counts as news (an :class:`IncidentChange` event) — and so is recorded as
 an ``Alert`` and logged at WARNING — is: the incident opened, its grade rose,

@@ -14,6 +14,12 @@ id             what                                    when
                missing messages; resolved notices)
 ============== ======================================= =============================
 
+**Crisis mode.** After every detection cycle the crawl jobs are rescheduled
+(:meth:`Service.apply_crisis_mode`): while an incident of
+``scheduler.crisis_min_grade`` or above is active, the sources it was seen on
+are crawled ``scheduler.crisis_factor`` times as often; once it is resolved
+they return to ``interval_minutes``.
+
 All jobs also run once right at start, so a demo shows data at once.
 
 Design notes (why it looks like this):
@@ -53,7 +59,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -69,9 +75,10 @@ from alerts.detector import DetectionFailed, Detector
 from alerts.escalation import EscalationStore
 from alerts.notifiers import build_notifiers
 from alerts.outbox import DeliveryReport, deliver_due
-from core.models import Alert, CrawlRun, utcnow
+from core.models import Alert, CrawlRun, Incident, utcnow
 from core.ports import Notifier, PostStore, StateStore
 from core.settings import Settings
+from core.vocab import Grade, IncidentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +97,32 @@ CRAWL_EXIT_RECORDED_NOT_OK = 3
 """Exit code of a crawl child that ran, judged its run not ok and recorded that run itself
 (with its statistics); the service logs it but records no second, poorer run."""
 KILL_GRACE_SECONDS = 5.0
+
+
+CRISIS_INCIDENT_LIMIT = 500
+
+
+def crawl_intervals(settings: Settings, active: Iterable[Incident]) -> dict[str, float]:
+    """The crawl interval in seconds each enabled source should have now (pure).
+
+    A source named in ``Incident.sources`` of an ``active`` (not resolved)
+    incident whose grade is at least ``scheduler.crisis_min_grade`` gets
+    ``interval_minutes × 60 / crisis_factor``; every other source its
+    configured interval.
+    """
+    sched = settings.scheduler
+    floor = Grade(sched.crisis_min_grade).severity
+    hot: set[str] = set()
+    for incident in active:
+        if incident.status is not IncidentStatus.RESOLVED and incident.grade.severity >= floor:
+            hot.update(incident.sources)
+    return {
+        source.name: source.interval_minutes
+        * 60
+        / (sched.crisis_factor if source.name in hot else 1)
+        for source in settings.sources
+        if source.enabled
+    }
 
 
 def crawl_job_id(source: str) -> str:
@@ -216,6 +249,7 @@ class Service:
         self.action_server: ActionServer | None = None
         self._outbox_lock = threading.Lock()
         self._children_lock = threading.Lock()
+        self._crisis_lock = threading.Lock()
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
         self._stop_event = threading.Event()
@@ -309,6 +343,11 @@ class Service:
         with self._children_lock:
             self._stopping = True
             children = dict(self._children)
+        # Barrier: wait for a crisis-mode reschedule in progress (it needs the
+        # scheduler's job-store lock, which shutdown holds while it waits for
+        # jobs); later ones see _stopping and do nothing.
+        with self._crisis_lock:
+            pass
         self._stop_event.set()
         scheduler = self.scheduler
         if scheduler is not None and scheduler.running:
@@ -408,10 +447,67 @@ class Service:
         except DetectionFailed as exc:
             if any(not a.details.get("dry_run") for a in exc.alerts):
                 self._deliver_now()
+            self._apply_crisis_mode_safely()
             raise
         if any(not a.details.get("dry_run") for a in alerts):
             self._deliver_now()
+        self._apply_crisis_mode_safely()
         return alerts
+
+    def apply_crisis_mode(self) -> dict[str, float]:
+        """Reschedule the ``crawl:<source>`` jobs to the intervals crisis mode wants now.
+
+        Sources of an active incident of ``scheduler.crisis_min_grade`` or
+        above are crawled ``crisis_factor`` times as often; the others at
+        their configured interval. A job is changed only when its interval
+        actually changes; its next run becomes the sooner of the one it had
+        and now + the new interval (entering crisis mode never delays a
+        crawl, leaving it never skips one that is due). Returns the
+        changed intervals in seconds by source. Store errors propagate.
+        """
+        scheduler = self.scheduler
+        if scheduler is None or self.crawl_command is None:
+            return {}
+        active = self.state_store.list_incidents(
+            status=[IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED], limit=CRISIS_INCIDENT_LIMIT
+        )
+        wanted = crawl_intervals(self.settings, active)
+        changed: dict[str, float] = {}
+        for source, seconds in wanted.items():
+            job = scheduler.get_job(crawl_job_id(source))
+            if job is None or not isinstance(job.trigger, IntervalTrigger):
+                continue
+            current = job.trigger.interval.total_seconds()
+            if abs(current - seconds) < 0.5:
+                continue
+            # Not reschedule_job: that would push a crawl due sooner (the first
+            # crawl right after start) out by a whole interval.
+            changes: dict[str, Any] = {"trigger": IntervalTrigger(seconds=seconds)}
+            due = job.next_run_time
+            if due is not None:  # None: the job is paused; leave it paused
+                changes["next_run_time"] = min(due, datetime.now(UTC) + timedelta(seconds=seconds))
+            scheduler.modify_job(job.id, **changes)
+            changed[source] = seconds
+            logger.warning(
+                "crisis mode %s for source %s: crawl every %.0fs (was %.0fs)",
+                "ON" if seconds < current else "OFF",
+                source,
+                seconds,
+                current,
+                extra={"source": source, "crawl_interval_seconds": seconds},
+            )
+        return changed
+
+    def _apply_crisis_mode_safely(self) -> None:
+        # Crisis mode must never make detection fail: a store error here is
+        # logged, and the next cycle tries again.
+        with self._crisis_lock:
+            if self._stopping:
+                return
+            try:
+                self.apply_crisis_mode()
+            except Exception:
+                logger.exception("could not apply crisis-mode crawl intervals; retrying next cycle")
 
     def escalate(self) -> list[tuple[int, int]]:
         """Run the escalation policy once now; deliver what it queued right away.

@@ -131,12 +131,104 @@ class VolumeSpikeRule(_Strict):
     window_minutes: int = Field(default=30, ge=1)
     baseline_windows: int = Field(default=48, ge=2, description="past windows in the baseline")
     min_count: int = Field(default=8, ge=1, description="floor: fewer posts never spike")
-    ratio: float = Field(default=3.0, gt=1.0, description="current / baseline mean to match")
+    ratio: float = Field(default=3.0, gt=1.0, description="current / baseline level to match")
     negative_only: bool = False
     dry_run: bool = False
+    baseline_method: Literal["mean", "median_mad"] = Field(
+        default="median_mad",
+        description="baseline level: plain mean, or the median (robust to past spikes); "
+        "median_mad also requires current >= median + mad_k x 1.4826 x MAD",
+    )
+    mad_k: float = Field(default=3.0, ge=0, description="robust z-score floor (median_mad)")
+    seasonal_days: int = Field(
+        default=0,
+        ge=0,
+        le=28,
+        description="> 0: the baseline is the same clock window on each of the past N days "
+        "(hour-of-day seasonality) instead of the windows just before",
+    )
 
 
-RuleConfig = Annotated[VolumeSpikeRule, Field(discriminator="type")]
+class NegativeShareRule(_Strict):
+    """Negative share: the share of negative posts in the window vs its baseline share."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "negative_share"
+    type: Literal["negative_share"] = "negative_share"
+    enabled: bool = True
+    dry_run: bool = False
+    window_minutes: int = Field(default=60, ge=1)
+    baseline_hours: int = Field(default=24 * 7, ge=1, description="window of the baseline share")
+    min_count: int = Field(default=20, ge=1, description="floor: posts in the window")
+    min_negative: int = Field(default=8, ge=1, description="floor: negative posts in the window")
+    min_share: float = Field(default=0.5, gt=0, le=1, description="share that can match at all")
+    rise: float = Field(
+        default=0.2, gt=0, le=1, description="share must exceed the baseline share by this"
+    )
+
+
+class CriticalSignalRule(_Strict):
+    """Critical signals: posts the analyzer marked critical, one incident per signal name."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "critical_signal"
+    type: Literal["critical_signal"] = "critical_signal"
+    enabled: bool = True
+    dry_run: bool = False
+    window_minutes: int = Field(default=60, ge=1)
+    min_count: int = Field(default=1, ge=1, description="critical posts needed to match")
+    several: int = Field(
+        default=3, ge=2, description="this many critical posts in the window raise the grade"
+    )
+    signals: list[str] | None = Field(
+        default=None, description="signal names watched (default: every critical signal)"
+    )
+
+
+class InfluentialAuthorRule(_Strict):
+    """Influential author: a negative post whose author or reposts reach many people."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "influential_author"
+    type: Literal["influential_author"] = "influential_author"
+    enabled: bool = True
+    dry_run: bool = False
+    window_minutes: int = Field(default=60, ge=1)
+    min_followers: int = Field(default=100_000, ge=1)
+    min_reposts: int = Field(default=500, ge=1)
+    scan_limit: int = Field(
+        default=500, ge=10, le=5000, description="negative posts of the window examined"
+    )
+
+
+class TopicBurstRule(_Strict):
+    """Topic burst: a topic that was rare in the baseline becomes frequent."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "topic_burst"
+    type: Literal["topic_burst"] = "topic_burst"
+    enabled: bool = True
+    dry_run: bool = False
+    window_minutes: int = Field(default=60, ge=1)
+    baseline_hours: int = Field(default=24 * 7, ge=1)
+    min_count: int = Field(default=10, ge=1, description="floor: posts of the topic in the window")
+    ratio: float = Field(
+        default=4.0, gt=1, description="window share of the topic / baseline share to match"
+    )
+    max_baseline_share: float = Field(
+        default=0.1, gt=0, le=1, description="only topics rarer than this in the baseline burst"
+    )
+    ignore_topics: list[str] = Field(default_factory=lambda: ["other"])
+
+
+RuleConfig = Annotated[
+    VolumeSpikeRule
+    | NegativeShareRule
+    | CriticalSignalRule
+    | InfluentialAuthorRule
+    | TopicBurstRule,
+    Field(discriminator="type"),
+]
+
+
+def _default_rules() -> list[RuleConfig]:
+    return [VolumeSpikeRule()]
 
 
 Audience = Literal["branch", "regional", "head_office"]
@@ -285,6 +377,13 @@ class SchedulerConfig(_Strict):
     detect_interval_seconds: int = Field(default=60, ge=5)
     misfire_grace_seconds: int = Field(default=120, ge=1)
     crawl_timeout_seconds: int = Field(default=900, ge=10)
+    crisis_factor: float = Field(
+        default=3.0,
+        ge=1.0,
+        description="crisis mode: sources of an open incident of crisis_min_grade or above "
+        "are crawled this many times as often (1 = off)",
+    )
+    crisis_min_grade: Literal["IV", "III", "II", "I"] = "III"
 
 
 class DashboardConfig(_Strict):
@@ -305,6 +404,69 @@ class CrawlConfig(_Strict):
     timeout_seconds: int = Field(default=30, ge=1)
 
 
+def _cols(*names: str) -> list[str]:
+    return list(names)
+
+
+class TicketColumns(_Strict):
+    """Header names accepted for each ticket field, matched case-insensitively.
+
+    The first header of a file that matches one of the names is used. Extra
+    columns in a file are ignored; a missing required column is an error
+    before anything is written.
+    """
+
+    ticket_id: list[str] = Field(
+        default_factory=lambda: _cols("ticket_id", "工单号", "工单编号", "id")
+    )
+    created_at: list[str] = Field(
+        default_factory=lambda: _cols("created_at", "创建时间", "受理时间", "投诉时间")
+    )
+    updated_at: list[str] = Field(
+        default_factory=lambda: _cols("updated_at", "更新时间", "最后更新时间")
+    )
+    channel: list[str] = Field(default_factory=lambda: _cols("channel", "渠道", "投诉渠道"))
+    branch: list[str] = Field(default_factory=lambda: _cols("branch", "网点", "机构", "支行"))
+    product: list[str] = Field(default_factory=lambda: _cols("product", "产品", "产品名称"))
+    category: list[str] = Field(default_factory=lambda: _cols("category", "类别", "投诉类别"))
+    priority: list[str] = Field(default_factory=lambda: _cols("priority", "优先级", "紧急程度"))
+    status: list[str] = Field(default_factory=lambda: _cols("status", "状态", "处理状态"))
+    summary: list[str] = Field(default_factory=lambda: _cols("summary", "摘要", "投诉内容", "内容"))
+    customer_ref: list[str] = Field(
+        default_factory=lambda: _cols("customer_ref", "客户号", "客户编号", "客户")
+    )
+
+
+class TicketsConfig(_Strict):
+    """How complaint-ticket exports are read (``yuqing tickets import``).
+
+    ``required`` names the fields whose column must be present in every file.
+    Naive times in a file are read in ``timezone`` (default: the top-level
+    ``timezone``). ``batch_size`` tickets are written per transaction.
+
+    ``push_*`` configure ``yuqing tickets serve``, the endpoint the complaint
+    system pushes tickets to; its bearer token is read from the environment
+    variable named by ``push_token_env`` (never from this file).
+    """
+
+    columns: TicketColumns = TicketColumns()
+    required: list[str] = Field(default_factory=lambda: ["ticket_id", "created_at"])
+    timezone: str | None = None
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    push_host: str = "127.0.0.1"
+    push_port: int = Field(default=8789, ge=0, le=65535)
+    push_token_env: str = "YUQING_TICKETS_PUSH_TOKEN"
+    push_max_bytes: int = Field(default=5_000_000, ge=1024)
+
+    @field_validator("required")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(TicketColumns.model_fields))
+        if unknown:
+            raise ValueError(f"unknown ticket fields {unknown}")
+        return value
+
+
 class Settings(BaseSettings):
     """All of yuqing's settings. Build with :func:`load_settings` (it names bad keys)."""
 
@@ -321,7 +483,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     watchlist: Watchlist = Watchlist()
     sources: list[SourceConfig] = Field(default_factory=list)
-    rules: list[RuleConfig] = Field(default_factory=lambda: [VolumeSpikeRule()])
+    rules: list[RuleConfig] = Field(default_factory=_default_rules)
     channels: list[ChannelConfig] = Field(
         default_factory=lambda: [ChannelConfig(name="log", type="log")]
     )
@@ -332,6 +494,7 @@ class Settings(BaseSettings):
     escalation: EscalationConfig = EscalationConfig()
     ack_links: AckLinkConfig = AckLinkConfig()
     reporting: ReportingConfig = ReportingConfig()
+    tickets: TicketsConfig = TicketsConfig()
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:
@@ -416,7 +579,21 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         value = err.get("input")
         shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-        lines.append(f"  - {key}: {err['msg']}{shown}")
+        message = err["msg"]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # A rule (or channel) whose ``type`` is unknown or missing: say which
+            # entry by its name and list the types that exist, not pydantic's jargon.
+            ctx = err.get("ctx") or {}
+            name = value.get("name") if isinstance(value, dict) else None
+            if name:
+                key = f"{key} ({name!r})"
+            expected = ctx.get("expected_tags", "")
+            if err["type"] == "union_tag_invalid":
+                message = f"unknown type {ctx.get('tag')!r}; known types: {expected}"
+            else:
+                message = "missing 'type'" + (f"; known types: {expected}" if expected else "")
+            shown = ""
+        lines.append(f"  - {key}: {message}{shown}")
     return "\n".join(lines)
 
 

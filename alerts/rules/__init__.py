@@ -8,6 +8,21 @@ its module here, and add its options model to ``core.settings.RuleConfig``.
 from __future__ import annotations
 
 from alerts.rules.base import RULE_TYPES, Match, Rule, build_rules, register_rule
+from alerts.rules.critical_signal import CriticalSignal
+from alerts.rules.influential_author import InfluentialAuthor
+from alerts.rules.negative_share import NegativeShare
+from alerts.rules.topic_burst import TopicBurst
 from alerts.rules.volume_spike import VolumeSpike
 
-__all__ = ["RULE_TYPES", "Match", "Rule", "VolumeSpike", "build_rules", "register_rule"]
+__all__ = [
+    "RULE_TYPES",
+    "CriticalSignal",
+    "InfluentialAuthor",
+    "Match",
+    "NegativeShare",
+    "Rule",
+    "TopicBurst",
+    "VolumeSpike",
+    "build_rules",
+    "register_rule",
+]

@@ -31,6 +31,14 @@ from core.vocab import Grade
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
+Window = tuple[datetime, datetime]
+"""A time range ``[start, end)``."""
+
+
+def overlaps(start: datetime, end: datetime, windows: Sequence[Window]) -> bool:
+    """True when ``[start, end)`` intersects any of ``windows``."""
+    return any(w_start < end and start < w_end for w_start, w_end in windows)
+
 
 @dataclass(frozen=True)
 class Match:
@@ -60,6 +68,9 @@ class Match:
     window_end: datetime | None = None
     query: PostQuery | None = None
     """Selects the posts of the current window; ``None`` when the rule has no posts to show."""
+    evidence_ids: tuple[str, ...] = ()
+    """Ids of the posts behind the match when no ``query`` can select exactly them
+    (e.g. one author's posts); the detector attaches them as evidence."""
 
 
 class Rule(ABC, Generic[OptionsT]):
@@ -95,13 +106,27 @@ class Rule(ABC, Generic[OptionsT]):
         return bool(getattr(self.config, "dry_run", False))
 
     @abstractmethod
-    def evaluate(self, posts: PostStore, now: datetime) -> Match | None:
+    def evaluate(
+        self, posts: PostStore, now: datetime, *, exclude: Sequence[Window] = ()
+    ) -> Match | None:
         """Read what the rule needs from ``posts`` as of ``now`` and decide.
+
+        ``exclude`` are time ranges ``[start, end)`` of past incidents of this
+        rule: a rule with a baseline leaves them out of it, so one crisis does
+        not raise the bar for the next. Rules without a baseline ignore it.
 
         Returns the match or ``None`` when the data is quiet. Store errors
         (``StoreUnavailable`` …) propagate: a rule must never turn "could not
         read" into "no match".
         """
+
+    def evaluate_all(
+        self, posts: PostStore, now: datetime, *, exclude: Sequence[Window] = ()
+    ) -> list[Match]:
+        """Every match of this cycle; rules keyed per subject (signal, author, topic)
+        return one per key. The default wraps :meth:`evaluate`. Same error contract."""
+        match = self.evaluate(posts, now, exclude=exclude)
+        return [] if match is None else [match]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

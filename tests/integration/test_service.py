@@ -344,3 +344,58 @@ def test_a_crawl_that_recorded_its_own_failure_is_not_recorded_twice(
     assert not outcome.ok and outcome.returncode == CRAWL_EXIT_RECORDED_NOT_OK
     assert "ran but was not ok" in caplog.text
     assert state.list_crawl_runs(source="forum") == []
+
+
+def test_crisis_mode_crawls_the_sources_of_a_grade_iii_incident_more_often(
+    tmp_path: Path,
+    stores: tuple[LocalPostStore, SqlStateStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from alerts.detector import Detector
+    from core.models import Incident
+    from core.vocab import Grade
+
+    posts, state = stores
+    settings = make_settings(tmp_path)
+    settings.scheduler = SchedulerConfig(
+        detect_interval_seconds=3600, crawl_timeout_seconds=10, crisis_factor=3.0
+    )
+    # No rules: the test drives the incidents itself.
+    detector = Detector([], posts, state, settings.channels)
+    service = Service(
+        settings,
+        post_store=posts,
+        state_store=state,
+        crawl_command=lambda source: PRINT_CRAWLED,
+        detector=detector,
+        key="crisis-test",
+    )
+
+    def interval(source: str) -> float:
+        assert service.scheduler is not None
+        job = service.scheduler.get_job(f"crawl:{source}")
+        return float(job.trigger.interval.total_seconds())
+
+    service.start()
+    try:
+        assert (interval("forum"), interval("news")) == (3600, 3600)
+        minor = state.save_incident(
+            Incident(rule="r", key="minor", title="t", grade=Grade.IV, sources=["news"])
+        )
+        crisis = state.save_incident(
+            Incident(rule="r", key="crisis", title="t", grade=Grade.III, sources=["forum"])
+        )
+        with caplog.at_level(logging.WARNING, logger="alerts.service"):
+            service.detect()
+        assert (interval("forum"), interval("news")) == (1200, 3600)
+        assert any("crisis mode ON for source forum" in r.getMessage() for r in caplog.records)
+        # Nothing changed: no reschedule (it would restart the countdown).
+        assert service.apply_crisis_mode() == {}
+
+        state.resolve(crisis.id or 0, user="tester")
+        service.detect()
+        assert (interval("forum"), interval("news")) == (3600, 3600)
+        assert any("crisis mode OFF for source forum" in r.getMessage() for r in caplog.records)
+        assert minor.id is not None
+    finally:
+        service.stop()

@@ -83,6 +83,16 @@ class FakePostStore:
             post.analysis is None or post.analysis.sentiment not in q.sentiments
         ):
             return False
+        if q.topics is not None and (post.analysis is None or post.analysis.topic not in q.topics):
+            return False
+        if q.signals is not None and (
+            post.analysis is None or not set(post.analysis.signal_names) & set(q.signals)
+        ):
+            return False
+        if q.critical is not None and (
+            post.analysis is None or post.analysis.critical is not q.critical
+        ):
+            return False
         return not (q.text is not None and q.text not in post.text)
 
     def _select(self, q: PostQuery) -> list[Post]:
@@ -143,9 +153,20 @@ class FakePostStore:
 
     def terms(self, query: PostQuery, field: TermField, *, size: int = 10) -> list[TermCount]:
         self._check("terms")
-        if field != "source":
-            raise NotImplementedError(field)
-        counts = Counter(p.source for p in self._select(query))
+        counts: Counter[str] = Counter()
+        for post in self._select(query):
+            if field == "source":
+                counts[post.source] += 1
+            elif field == "topic":
+                if post.analysis is not None:
+                    counts[post.analysis.topic.value] += 1
+            elif field == "signals":
+                if post.analysis is not None:
+                    counts.update(set(post.analysis.signal_names))
+            elif field == "platform":
+                counts[post.platform.value] += 1
+            else:
+                raise NotImplementedError(field)
         return [TermCount(value=v, count=n) for v, n in counts.most_common(size)]
 
     def close(self) -> None:

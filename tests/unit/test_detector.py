@@ -236,7 +236,7 @@ class _Broken(Rule[VolumeSpikeRule]):
     type = "broken_for_test"
     options = VolumeSpikeRule
 
-    def evaluate(self, posts: PostStore, now: datetime) -> Match | None:
+    def evaluate(self, posts: PostStore, now: datetime, *, exclude: Any = ()) -> Match | None:
         raise ZeroDivisionError("bug")
 
 
