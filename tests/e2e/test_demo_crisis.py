@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.vocab import IncidentStatus
+from core.models import Incident
+from core.vocab import Grade, IncidentStatus
 from storage.state import SqlStateStore
 from yuqing.demo.scenario import load_scenario
 from yuqing.demo.server import DemoWeb
@@ -72,9 +73,15 @@ def test_scripted_crisis_raises_an_incident(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
     try:
-        incidents = []
+        incidents: list[Incident] = []
         deadline = time.monotonic() + DEADLINE_SECONDS
-        while time.monotonic() < deadline and not incidents:
+
+        def rules_seen() -> set[str]:
+            return {inc.rule for inc in incidents}
+
+        while (
+            time.monotonic() < deadline and not {"volume_spike", "critical_signal"} <= rules_seen()
+        ):
             assert service.poll() is None, "service died:\n" + log_path.read_text()[-4000:]
             time.sleep(2)
             if (data_dir / "state.db").exists():
@@ -86,7 +93,9 @@ def test_scripted_crisis_raises_an_incident(tmp_path: Path) -> None:
                 finally:
                     state.close()
         log_text = log_path.read_text(encoding="utf-8", errors="replace")
-        assert incidents, f"no incident within {DEADLINE_SECONDS} s; log tail:\n{log_text[-4000:]}"
+        assert {"volume_spike", "critical_signal"} <= rules_seen(), (
+            f"incidents {rules_seen()} within {DEADLINE_SECONDS} s; log tail:\n{log_text[-4000:]}"
+        )
     finally:
         service.send_signal(signal.SIGTERM)
         try:
@@ -96,13 +105,17 @@ def test_scripted_crisis_raises_an_incident(tmp_path: Path) -> None:
             code = None
         web.stop()
 
-    incident = incidents[0]
-    assert incident.rule == "volume_spike"
+    incident = next(inc for inc in incidents if inc.rule == "volume_spike")
     assert incident.status is IncidentStatus.OPEN
     assert incident.post_count >= 8
     assert incident.sources == ["demo_forum"]
     assert incident.post_ids, "the incident must carry the posts of the spike"
-    assert alerts and alerts[0].incident_id == incident.id
+    assert any(alert.incident_id == incident.id for alert in alerts)
+    # The bank-run rumour and the collective action are incidents of their own,
+    # graded at least III (较大) at once.
+    signals = {inc.key: inc for inc in incidents if inc.rule == "critical_signal"}
+    assert "signal:bank_run" in signals, sorted(signals)
+    assert all(inc.grade.severity >= Grade.III.severity for inc in signals.values())
     assert any(run.ok and run.kept > 0 for run in runs), runs
     # The log notifier delivered it, and the service stopped cleanly on SIGTERM.
     assert "yuqing.alerts" in log_text and "WARNING" in log_text
