@@ -3,7 +3,9 @@
 One :meth:`Detector.run_once` per detection cycle (the service calls it every
 ``scheduler.detect_interval_seconds``). For each enabled rule it
 
-1. asks the rule to :meth:`~alerts.rules.base.Rule.evaluate` the PostStore;
+1. asks the rule to :meth:`~alerts.rules.base.Rule.evaluate` the PostStore (a
+   :class:`~alerts.rules.base.TicketRule` reads the StateStore's complaint
+   tickets instead: :func:`~alerts.rules.base.evaluate_rule`);
 2. on a match, gathers evidence (newest posts and sources of the current
    window, posts since the incident began), then opens or updates the active
    incident for ``(rule, key)`` (policy: :mod:`alerts.incidents`);
@@ -15,6 +17,10 @@ One :meth:`Detector.run_once` per detection cycle (the service calls it every
    This happens on every matching cycle on purpose: the outbox refuses a
    duplicate ``(channel, dedup_key)``, so a crash between steps 2 and 4 is
    repaired by the next cycle instead of losing the message.
+
+A new incident starts with its complaint tickets linked (``Incident.ticket_links``):
+a ticket rule's own tickets, or, for a post rule, the best-ranked related
+tickets (:meth:`Detector._related_tickets`, when the detector has a watchlist).
 
 ``dry_run`` rules are evaluated and logged, and nothing is written.
 
@@ -35,13 +41,14 @@ from typing import Any
 
 from alerts.escalation import EscalationPolicy, EscalationStore, Evidence
 from alerts.grading import factors_from_posts, grade
-from alerts.incidents import IncidentChange, apply_match, display_timezone
+from alerts.incidents import IncidentChange, apply_match, display_timezone, ticket_links_of
 from alerts.links import LinkSigner
-from alerts.rules.base import Match, Rule, Window, build_rules
+from alerts.rules.base import Match, Rule, Window, build_rules, evaluate_rule
+from alerts.tickets.linking import LinkParams, profile_posts, rank_tickets
 from core.errors import StoreError, YuqingError
 from core.models import Alert, Post, utcnow
 from core.ports import PostStore, StateStore
-from core.settings import ChannelConfig, DashboardConfig, EscalationConfig, Settings
+from core.settings import ChannelConfig, DashboardConfig, EscalationConfig, Settings, Watchlist
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,12 @@ EVIDENCE_LIMIT = 50
 EXCLUDE_LOOKBACK = timedelta(days=29)
 """Incidents opened this far back are left out of rule baselines (covers ``seasonal_days`` ≤ 28)."""
 EXCLUDE_LIMIT = 200
+LINK_TICKETS = 5
+"""At most this many related complaint tickets are linked to a new incident of a post rule."""
+LINK_MIN_SCORE = 0.4
+"""…each scoring at least this (:mod:`alerts.tickets.linking`; e.g. same product + same time)."""
+LINK_SCAN = 5000
+"""Tickets read around a new incident to rank."""
 
 
 def policy_from_settings(settings: Settings, tz: tzinfo | None = None) -> EscalationPolicy:
@@ -124,8 +137,12 @@ class Detector:
         evidence_limit: int = EVIDENCE_LIMIT,
         display_tz: tzinfo | None = None,
         policy: EscalationPolicy | None = None,
+        watchlist: Watchlist | None = None,
+        link_min_score: float = LINK_MIN_SCORE,
     ) -> None:
         self.rules = list(rules)
+        self.watchlist = watchlist
+        self.link_min_score = link_min_score
         self.posts = post_store
         self.state = state_store
         self.channels = list(channels)
@@ -161,6 +178,7 @@ class Detector:
             clock=clock,
             display_tz=tz,
             policy=policy_from_settings(settings, tz),
+            watchlist=settings.watchlist,
         )
 
     def run_once(self, now: datetime | None = None) -> list[Alert]:
@@ -209,8 +227,12 @@ class Detector:
 
     def _run_rule(self, rule: Rule[Any], now: datetime) -> list[Alert]:
         """All matches of ``rule`` now (one per key) → the alerts that were news."""
-        matches = rule.evaluate_all(
-            self.posts, now, exclude=past_incident_windows(self.state, rule.name, now)
+        matches = evaluate_rule(
+            rule,
+            self.posts,
+            now,
+            exclude=past_incident_windows(self.state, rule.name, now),
+            tickets=self.state,
         )
         if not matches:
             logger.debug("rule=%s quiet", rule.name)
@@ -244,6 +266,9 @@ class Detector:
             sources = sorted({p.source for p in top_posts})
         if top_posts:
             match = self._regrade(match, top_posts, post_count)
+        ticket_links = ticket_links_of(match)
+        if not ticket_links and active is None and top_posts:
+            ticket_links = self._related_tickets(top_posts)
 
         change = apply_match(
             active,
@@ -253,6 +278,7 @@ class Detector:
             post_count=post_count,
             post_ids=[p.id for p in top_posts],
             sources=sources,
+            ticket_links=ticket_links,
         )
         incident = self.state.save_incident(change.incident)
         alert = self._record(replace(change, incident=incident), match, now)
@@ -276,6 +302,33 @@ class Detector:
                 incident.grade.value,
             )
         return alert
+
+    def _related_tickets(self, top_posts: Sequence[Post]) -> list[dict[str, Any]]:
+        """The complaint tickets most likely behind a new incident of a post rule.
+
+        Ranked by :func:`alerts.tickets.linking.rank_tickets` against the window's
+        posts; the best :data:`LINK_TICKETS` scoring at least ``link_min_score``.
+        Needs the watchlist (without it nothing is linked). Best effort: a failed
+        ticket read is logged and the incident opens without links.
+        """
+        if self.watchlist is None:
+            return []
+        case = profile_posts(top_posts, self.watchlist)
+        params = LinkParams(min_score=self.link_min_score)
+        try:
+            tickets = self.state.list_tickets(
+                since=case.start - params.lookback,
+                until=case.end + params.lookahead,
+                limit=LINK_SCAN,
+            )
+        except StoreError as exc:
+            logger.warning("could not read tickets to link to a new incident: %s", exc)
+            return []
+        links = rank_tickets(case, tickets, self.watchlist, params=params, limit=LINK_TICKETS)
+        return [
+            {"ticket_id": link.ticket_id, "score": link.score, "reasons": list(link.reasons)}
+            for link in links
+        ]
 
     def _regrade(self, match: Match, top_posts: Sequence[Post], post_count: int | None) -> Match:
         """Raise ``match.grade`` by what the evidence shows (reach, media, signals, volume).
@@ -320,6 +373,8 @@ class Detector:
             "window_end": match.window_end.isoformat() if match.window_end else None,
             "post_ids": incident.post_ids[:10],
         }
+        if match.ticket_ids:
+            details["ticket_ids"] = list(match.ticket_ids[:50])
         if change.previous_grade is not None:
             details["previous_grade"] = change.previous_grade.value
         alert = self.state.add_alert(

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.rules.base import Match
@@ -43,6 +44,8 @@ MAX_POST_IDS = 200
 """Cap on ``Incident.post_ids`` (newest first); the dashboard pages the rest by time range."""
 MAX_REASONS = 50
 """Cap on ``Incident.reasons``; the full trail is in the alerts of the incident."""
+MAX_TICKET_LINKS = 200
+"""Cap on ``Incident.ticket_links`` (first linked kept first)."""
 
 
 def display_timezone(name: str = "Asia/Shanghai") -> tzinfo:
@@ -92,6 +95,29 @@ def _merge_unique(first: Sequence[str], then: Sequence[str], cap: int) -> list[s
     return merged[:cap]
 
 
+def ticket_links_of(match: Match) -> list[dict[str, Any]]:
+    """The ticket links a match brings (ticket rules): every ticket behind it, score 1.0
+    (being one of the surge's tickets *is* the link), with the match's reasons."""
+    return [
+        {"ticket_id": tid, "score": 1.0, "reasons": list(match.ticket_reasons)}
+        for tid in match.ticket_ids
+    ]
+
+
+def merge_ticket_links(
+    old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], cap: int = MAX_TICKET_LINKS
+) -> list[dict[str, Any]]:
+    """``old`` then the links of ``new`` whose ticket is not linked yet, at most ``cap``."""
+    seen = {str(link.get("ticket_id")) for link in old}
+    merged = list(old)
+    for link in new:
+        tid = str(link.get("ticket_id"))
+        if tid not in seen:
+            seen.add(tid)
+            merged.append(dict(link))
+    return merged[:cap]
+
+
 def apply_match(
     active: Incident | None,
     match: Match,
@@ -101,6 +127,7 @@ def apply_match(
     post_count: int | None,
     post_ids: Sequence[str],
     sources: Sequence[str],
+    ticket_links: Sequence[dict[str, Any]] = (),
 ) -> IncidentChange:
     """Open a new incident for ``match`` or fold it into ``active``; returns the result.
 
@@ -108,7 +135,9 @@ def apply_match(
     (it drives ``peak_count``); ``post_count`` the number of posts since the
     incident's first window, when the caller could count it (``None`` keeps
     the higher of the old value and ``window_count``). ``post_ids`` are the
-    newest posts of the current window. The input incident is not mutated.
+    newest posts of the current window; ``ticket_links`` the complaint tickets
+    to link (``{"ticket_id", "score", "reasons"}``; tickets already linked keep
+    their first link). The input incident is not mutated.
     """
     if active is None:
         incident = Incident(
@@ -124,6 +153,7 @@ def apply_match(
             post_ids=list(post_ids)[:MAX_POST_IDS],
             reasons=[match.reason],
             sources=sorted(set(sources)),
+            ticket_links=merge_ticket_links([], ticket_links),
         )
         return IncidentChange(incident, True, False, True, None)
 
@@ -144,6 +174,7 @@ def apply_match(
             "post_ids": _merge_unique(post_ids, active.post_ids, MAX_POST_IDS),
             "reasons": reasons,
             "sources": sorted({*active.sources, *sources}),
+            "ticket_links": merge_ticket_links(active.ticket_links, ticket_links),
         }
     )
     return IncidentChange(incident, False, grade_raised, new_peak, active.grade)

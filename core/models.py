@@ -169,6 +169,11 @@ class Incident(_Model):
     topic: Topic | None = None
     entity: str | None = None
     sources: list[str] = Field(default_factory=list)
+    ticket_links: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="complaint tickets linked to the incident, best first: "
+        "{'ticket_id': str, 'score': float in [0, 1], 'reasons': [Chinese reasons]}",
+    )
 
 
 class Alert(_Model):

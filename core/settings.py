@@ -217,12 +217,41 @@ class TopicBurstRule(_Strict):
     ignore_topics: list[str] = Field(default_factory=lambda: ["other"])
 
 
+class TicketSurgeRule(_Strict):
+    """Complaint-ticket surge: tickets of one product/branch in the window vs its baseline."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "ticket_surge"
+    type: Literal["ticket_surge"] = "ticket_surge"
+    enabled: bool = True
+    dry_run: bool = False
+    window_minutes: int = Field(default=120, ge=1)
+    baseline_windows: int = Field(
+        default=12, ge=1, description="same-length windows just before the current one"
+    )
+    baseline_days: int = Field(
+        default=0,
+        ge=0,
+        le=28,
+        description="> 0: the baseline is the same clock window on each of the past N days "
+        "instead of the windows just before",
+    )
+    min_count: int = Field(default=5, ge=1, description="floor: tickets of one group in the window")
+    ratio: float = Field(
+        default=3.0, gt=1, description="window tickets / baseline mean (floored at 1) to match"
+    )
+    group_by: Literal["product", "branch", "both"] = "both"
+    max_tickets: int = Field(
+        default=5000, ge=10, description="tickets read per query (window, baseline)"
+    )
+
+
 RuleConfig = Annotated[
     VolumeSpikeRule
     | NegativeShareRule
     | CriticalSignalRule
     | InfluentialAuthorRule
-    | TopicBurstRule,
+    | TopicBurstRule
+    | TicketSurgeRule,
     Field(discriminator="type"),
 ]
 
@@ -386,10 +415,55 @@ class SchedulerConfig(_Strict):
     crisis_min_grade: Literal["IV", "III", "II", "I"] = "III"
 
 
+DEMO_PASSWORD_HASHES = frozenset(
+    {
+        # config/demo.yaml's users (passwords documented there): refused in prod.
+        "scrypt$16384$8$1$U5bPamNSZKI4itw6l88Hcw$iGMPfR4grkWSnYOfBAZYNXNDXcOiwdaOJMlOTA5j2Lc",
+        "scrypt$16384$8$1$pbMHBMRwgH8DNBjQjE6qOQ$JriDkKmrUy8vhx5BDFD3r43nySkC20iUgslLMmkeZp0",
+        "scrypt$16384$8$1$5XXOmgY4Z-MRtonaPqdCWA$3TP2ht8_OyDiWRaIuMkhu2x6CyTbuK1iPkIE3l7Za_0",
+    }
+)
+
+
+class DashboardUser(_Strict):
+    """A dashboard login. Only the password *hash* is stored (``yuqing users hash-password``)."""
+
+    username: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    display_name: str = ""
+    role: Literal["analyst", "head_office", "admin"]
+    password_hash: str = Field(description="scrypt$n$r$p$salt$hash, never a plain password")
+
+    @field_validator("password_hash")
+    @classmethod
+    def _looks_hashed(cls, value: str) -> str:
+        if not value.startswith("scrypt$") or value.count("$") != 5:
+            raise ValueError(
+                "expected a hash scrypt$n$r$p$salt$hash from `yuqing users hash-password`, "
+                "never a plain password"
+            )
+        return value
+
+
 class DashboardConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8501, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8501"
+    auth: Literal["required", "none"] = Field(
+        default="required", description="`none` (no login) is allowed only with env: dev"
+    )
+    session_minutes: int = Field(
+        default=480, ge=1, le=7 * 24 * 60, description="log out after this much inactivity"
+    )
+    users: list[DashboardUser] = Field(default_factory=list)
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, users: list[DashboardUser]) -> list[DashboardUser]:
+        names = [u.username for u in users]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate user names {dup}")
+        return users
 
 
 class CrawlConfig(_Strict):
@@ -507,6 +581,17 @@ class Settings(BaseSettings):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"sources: duplicate source names {dup}")
+        if self.dashboard.auth == "none" and self.env != "dev":
+            raise ValueError("dashboard.auth: `none` (no login) is allowed only with env: dev")
+        if self.env == "prod":
+            demo = [
+                u.username for u in self.dashboard.users if u.password_hash in DEMO_PASSWORD_HASHES
+            ]
+            if demo:
+                raise ValueError(
+                    f"dashboard.users: {demo} use a demo password; set real password hashes "
+                    "(`yuqing users hash-password`) — demo passwords are refused in prod"
+                )
         rule_names = [r.name for r in self.rules]
         dup = sorted({n for n in rule_names if rule_names.count(n) > 1})
         if dup:

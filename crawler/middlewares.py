@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
+from typing import Self
 
+from charset_normalizer import from_bytes
 from scrapy import Request
+from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.http import Response
+from scrapy.http import HtmlResponse, Response
 from scrapy.settings import BaseSettings
+from scrapy.statscollectors import StatsCollector
 from scrapy.utils.asyncio import sleep
 
 log = logging.getLogger(__name__)
@@ -48,3 +53,92 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if delay > 0:
             log.debug("backing off %.1f s before retry %d of %s", delay, attempt, retry.url)
             await sleep(delay)
+
+
+# The encodings Chinese-language sites use. GB18030 is a superset of GB2312 and
+# GBK; Big5-HKSCS of Big5. Each decodes most bytes of the others without an
+# error, so a wrong declaration shows only as nonsense text.
+_CANDIDATES = ("utf_8", "gb18030", "big5hkscs")
+_CJK_FAMILY = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950", "hz"}
+
+
+def _codec(name: str) -> str:
+    try:
+        return codecs.lookup(name).name.replace("-", "_")
+    except LookupError:
+        return name.lower()
+
+
+def corrected_encoding(body: bytes, declared: str) -> str | None:
+    """The encoding ``body`` is really in, when it is not ``declared``; else ``None``.
+
+    ``declared`` is what Scrapy chose (HTTP header, then ``<meta>``, then
+    charset-normalizer). It is kept when it decodes the body and is not a
+    Chinese multi-byte encoding, and also for UTF-8 with a few broken bytes
+    (a truncated page). A Chinese multi-byte declaration that decodes is
+    checked anyway — GBK bytes read as Big5 (and the reverse) decode without
+    an error — by charset-normalizer's coherence among UTF-8, GB18030 and Big5.
+    """
+    if body.isascii():
+        return None
+    codec = _codec(declared)
+    try:
+        body.decode(codec)
+        decodes = True
+    except (UnicodeDecodeError, LookupError):
+        decodes = False
+    if decodes and codec not in _CJK_FAMILY:
+        return None
+    if not decodes and codec == "utf_8":
+        text = body.decode("utf-8", errors="replace")
+        if text.count("\ufffd") <= max(3, len(text) // 1000):
+            return None  # UTF-8 with a few damaged bytes, not another encoding
+    best = from_bytes(body, cp_isolation=list(_CANDIDATES)).best()
+    if best is None or _codec(best.encoding) == codec:
+        return None
+    if _codec(best.encoding) == "gb18030" and codec in {"gbk", "gb2312"}:
+        return None
+    if _codec(best.encoding) == "big5hkscs" and codec in {"big5", "cp950"}:
+        return None
+    return _codec(best.encoding)
+
+
+class CharsetMiddleware:
+    """Re-decode HTML pages whose declared charset is wrong (counted in ``yuqing/encoding/*``).
+
+    Scrapy's ``TextResponse`` trusts the HTTP header, then ``<meta charset>``,
+    and only detects the encoding when neither is given; a page whose header
+    says UTF-8 (or GBK) while its bytes are GBK (or Big5) would be read as
+    nonsense and match no watched name. Pages without a declaration are
+    already detected by Scrapy (charset-normalizer) and pass unchanged.
+    """
+
+    def __init__(self, stats: StatsCollector) -> None:
+        self.stats = stats
+        self._warned: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        assert crawler.stats is not None
+        return cls(crawler.stats)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if not isinstance(response, HtmlResponse):
+            return response
+        declared = response.encoding
+        actual = corrected_encoding(response.body, declared)
+        if actual is None:
+            return response
+        self.stats.inc_value(f"yuqing/encoding/corrected/{_codec(declared)}_to_{actual}")
+        host = request.url.split("/")[2] if "//" in request.url else request.url
+        if host not in self._warned:
+            self._warned.add(host)
+            log.warning(
+                "%s declares charset %s but is %s; decoding it as %s "
+                "(further pages counted in yuqing/encoding/corrected/*)",
+                request.url,
+                declared,
+                actual,
+                actual,
+            )
+        return response.replace(encoding=actual)

@@ -15,28 +15,43 @@ _DATE_TIME = re.compile(
     r"(?P<y>\d{4})\s*[-/.年]\s*(?P<mo>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
     r"(?:[\sT]*(?P<h>\d{1,2})\s*[:：时]\s*(?P<mi>\d{2})(?:\s*[:：分]\s*(?P<s>\d{2}))?)?"
 )
-_RELATIVE = re.compile(r"(?P<n>\d+)\s*(?P<unit>秒|分钟|小时|天)前")
-_DAY_WORD = re.compile(r"(?P<word>今天|昨天|前天)\s*(?P<h>\d{1,2})[:：](?P<mi>\d{2})")
+_MONTH_DAY = re.compile(
+    r"(?<![\d/.-])(?P<mo>\d{1,2})\s*[-/月]\s*(?P<d>\d{1,2})\s*日?"
+    r"(?:\s*(?P<h>\d{1,2})\s*[:：]\s*(?P<mi>\d{2})(?:\s*[:：]\s*(?P<s>\d{2}))?)?(?![\d/-])"
+)
+_RELATIVE = re.compile(r"(?P<n>\d+)\s*(?P<unit>秒|分钟|分|小时|天)\s*前")
+_DAY_WORD = re.compile(r"(?P<word>今天|昨天|前天)(?:\s*(?P<h>\d{1,2})\s*[:：]\s*(?P<mi>\d{2}))?")
+_EPOCH = re.compile(r"^\d{10}(?:\d{3})?(?:\.\d+)?$")
 _COUNT = re.compile(r"(?P<n>\d+(?:[.,]\d+)*)\s*(?P<unit>万|w|W|亿|k|K|千)?")
 
 
-def parse_published(raw: str | datetime | None, zone: tzinfo, now: datetime) -> datetime | None:
+def parse_published(
+    raw: str | int | float | datetime | None, zone: tzinfo, now: datetime
+) -> datetime | None:
     """The UTC publish time that ``raw`` describes, or ``None`` if it describes none.
 
     Accepts an aware or naive ``datetime``; ISO 8601 ("2026-11-23T14:05:00+08:00");
     RFC 822 ("Mon, 23 Nov 2026 14:05:09 +0800"); local formats found on Chinese
     sites ("2026-11-23 14:05", "2026/11/23 14:05:09", "2026年11月23日 14:05",
-    embedded in text such as "发表于 …"); and relative ones ("刚刚", "5分钟前",
-    "昨天 14:05") counted from ``now``. Anything without an offset is local time
+    "2026/11/23", embedded in text such as "发表于 …"); a month and day without
+    a year ("11-23 14:05", "11月23日") in the year of ``now`` (the year before
+    if that would lie in the future); Unix timestamps in seconds or
+    milliseconds (10 or 13 digits, as a number or a string); and relative
+    ones ("刚刚", "5分钟前", "2小时前", "今天 09:15", "昨天 14:05", "前天 08:00")
+    counted from ``now`` in ``zone``. Anything without an offset is local time
     in ``zone``. Never raises for bad input: unparseable text gives ``None``.
     """
-    if raw is None:
+    if raw is None or isinstance(raw, bool):
         return None
     if isinstance(raw, datetime):
         return _to_utc(raw, zone)
+    if isinstance(raw, int | float):
+        return _from_epoch(float(raw))
     text = " ".join(str(raw).split())
     if not text:
         return None
+    if _EPOCH.match(text):
+        return _from_epoch(float(text))
     # ISO 8601 first: it is exact and carries its own offset when it has one.
     try:
         return _to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
@@ -61,7 +76,36 @@ def parse_published(raw: str | datetime | None, zone: tzinfo, now: datetime) -> 
         except ValueError:
             return None
         return _to_utc(local, zone)
-    return _parse_relative(text, zone, now)
+    relative = _parse_relative(text, zone, now)
+    if relative is not None:
+        return relative
+    return _parse_month_day(text, zone, now)
+
+
+def _from_epoch(value: float) -> datetime | None:
+    """A Unix timestamp in seconds, or in milliseconds when it is too large for seconds."""
+    if value >= 1e11:  # later than the year 5138 in seconds: milliseconds
+        value /= 1000
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _parse_month_day(text: str, zone: tzinfo, now: datetime) -> datetime | None:
+    m = _MONTH_DAY.search(text)
+    if not m:
+        return None
+    local_now = now.astimezone(zone)
+    fields = (int(m["mo"]), int(m["d"]), int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0))
+    try:
+        local = datetime(local_now.year, *fields)
+        if local.replace(tzinfo=zone) > local_now + timedelta(days=1):
+            # "12-31 23:00" read on 1 January is last year's.
+            local = datetime(local_now.year - 1, *fields)
+    except ValueError:
+        return None
+    return _to_utc(local, zone)
 
 
 def _parse_relative(text: str, zone: tzinfo, now: datetime) -> datetime | None:
@@ -70,14 +114,16 @@ def _parse_relative(text: str, zone: tzinfo, now: datetime) -> datetime | None:
     m = _RELATIVE.search(text)
     if m:
         n = int(m["n"])
-        unit = {"秒": "seconds", "分钟": "minutes", "小时": "hours", "天": "days"}[m["unit"]]
+        unit = {"秒": "seconds", "分钟": "minutes", "分": "minutes", "小时": "hours", "天": "days"}[
+            m["unit"]
+        ]
         return (now - timedelta(**{unit: n})).astimezone(UTC)
     m = _DAY_WORD.search(text)
     if m:
         days_back = {"今天": 0, "昨天": 1, "前天": 2}[m["word"]]
         local_now = now.astimezone(zone)
         day = local_now.date() - timedelta(days=days_back)
-        local = datetime(day.year, day.month, day.day, int(m["h"]), int(m["mi"]))
+        local = datetime(day.year, day.month, day.day, int(m["h"] or 0), int(m["mi"] or 0))
         try:
             return _to_utc(local, zone)
         except ValueError:

@@ -144,6 +144,12 @@ def crawl_run_from_stats(
     problems: list[str] = []
     if failure:
         problems.append(failure)
+    if error_counts.get("blocked"):
+        # First: a block must never read as "the site had no posts".
+        problems.append(
+            f"blocked by the site on {error_counts['blocked']} pages "
+            f"({stats.get('yuqing/blocked', 'see log')})"
+        )
     if error_counts.get("start"):
         problems.append(f"start URL failed ({stats.get('yuqing/start_error', 'see log')})")
     elif fetched == 0 and not failure:
@@ -155,6 +161,8 @@ def crawl_run_from_stats(
         problems.append("a list page had no item links (site changed or down?)")
     if error_counts.get("feed"):
         problems.append("the feed could not be parsed")
+    if error_counts.get("too_large"):
+        problems.append(f"{error_counts['too_large']} pages over DOWNLOAD_MAXSIZE were skipped")
     if spooled:
         problems.append(f"post store unavailable: {spooled} posts spooled for replay")
     if error_counts.get("spool"):

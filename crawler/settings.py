@@ -22,6 +22,11 @@ DOWNLOAD_DELAY = 0.5
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 2
 DOWNLOAD_TIMEOUT = 30
+# A news page is < 1 MB; anything over 16 MB is a file or an error page, not an
+# article: it is cancelled (counted in yuqing/errors/too_large), and Scrapy logs
+# a warning for anything over 4 MB.
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
 
 # Retries with exponential backoff (crawler.middlewares.BackoffRetryMiddleware).
 RETRY_ENABLED = True
@@ -32,6 +37,8 @@ RETRY_BACKOFF_MAX = 30.0
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
+    # Below HttpCompressionMiddleware (590), so it sees the decompressed body.
+    "crawler.middlewares.CharsetMiddleware": 580,
 }
 
 # A monitor re-reads the same pages every few minutes: never serve them from a cache.

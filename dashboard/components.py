@@ -20,6 +20,7 @@ import streamlit as st
 
 from core.errors import PermanentStoreError, StoreUnavailable
 from core.vocab import Grade, IncidentStatus, Sentiment
+from dashboard.auth import User
 from dashboard.data import (
     RANGE_PRESETS,
     DashboardData,
@@ -30,6 +31,9 @@ from dashboard.data import (
 
 DATA_KEY: Final = "yuqing.dashboard.data"
 """Session-state key under which ``dashboard.app.main`` puts the shared DashboardData."""
+
+SESSION_KEY: Final = "yuqing.dashboard.session"
+"""Session-state key of the logged-in :class:`dashboard.app.LoginSession` (absent: logged out)."""
 
 GRADE_EMOJI: Final[dict[Grade, str]] = {
     Grade.IV: "🔵",
@@ -79,6 +83,18 @@ def get_data() -> DashboardData:
     if not isinstance(data, DashboardData):
         raise RuntimeError("dashboard.app.main(factory) must run before any page")
     return data
+
+
+def current_user() -> User:
+    """The user logged in to this session (``dashboard.app.main`` lets no page run without one).
+
+    Raises ``RuntimeError`` if a page runs with nobody logged in (a wiring bug).
+    """
+    session = st.session_state.get(SESSION_KEY)
+    user = getattr(session, "user", None)
+    if not isinstance(user, User):
+        raise RuntimeError("no user is logged in: dashboard.app.main must run before any page")
+    return user
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from core.errors import StoreUnavailable
 from core.models import Alert, Incident, Post, PostQuery
 from core.ports import PostStore, SortOrder, StateStore
 from core.vocab import TOPIC_LABELS_ZH, Grade, IncidentStatus, Sentiment, Topic
+from dashboard.auth import AuthPolicy
 from nlp.pii import mask_pii
 
 SENTIMENT_LABELS_ZH: dict[Sentiment, str] = {
@@ -225,6 +226,13 @@ class AuditRecord(Protocol):
 
 
 @runtime_checkable
+class AuditSink(Protocol):
+    """Optional StateStore extension (``SqlStateStore`` has it): append to the audit log."""
+
+    def audit(self, *, actor: str, action: str, target: str, detail: str = "") -> None: ...
+
+
+@runtime_checkable
 class AckLog(Protocol):
     """Optional StateStore extension (``SqlStateStore`` has it): an incident's acknowledgements."""
 
@@ -269,12 +277,16 @@ class DashboardData:
         tz: str = "Asia/Shanghai",
         public_url: str = "http://127.0.0.1:8501",
         act: IncidentAction | None = None,
+        auth: AuthPolicy | None = None,
     ) -> None:
         self._posts = post_store
         self._state = state_store
         # The alerting engine's action (audit + escalation messages), injected by
         # bootstrap; without it the dashboard changes the status in the state store only.
         self._act = act
+        # Who may log in (bootstrap: from settings.dashboard). The default has no
+        # users, so a dashboard built without a policy lets nobody in.
+        self.auth = auth or AuthPolicy()
         self.tz = ZoneInfo(tz)
         self.public_url = public_url.rstrip("/")
 
@@ -622,6 +634,17 @@ class DashboardData:
             if self._act is not None:
                 return self._act(incident_id, "resolve", who, note.strip())
             return self._state.resolve(incident_id, user=who, note=note.strip())
+
+    def audit(self, *, actor: str, action: str, target: str, detail: str = "") -> None:
+        """Append an entry (login, logout, a denied action …) to the state store's audit log.
+
+        Raises :class:`DataUnavailable` when the state store is down; a state
+        store without an audit log (a test fake) records nothing.
+        """
+        if not isinstance(self._state, AuditSink):
+            return
+        with _reading(STATE_STORE):
+            self._state.audit(actor=actor, action=action, target=target, detail=detail)
 
     def incident_url(self, incident_id: int) -> str:
         """The dashboard link of the incident room for ``incident_id`` (for notifications)."""

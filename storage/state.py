@@ -121,6 +121,7 @@ class IncidentRow(Base):
     topic: Mapped[str | None] = mapped_column(String(40))
     entity: Mapped[str | None] = mapped_column(String(200))
     sources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ticket_links: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class AlertRow(Base):
@@ -257,7 +258,10 @@ class Escalation:
     note: str
 
 
-_ADDED_COLUMNS: dict[str, dict[str, str]] = {"outbox": {"payload": "JSON"}}
+_ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "outbox": {"payload": "JSON"},
+    "incidents": {"ticket_links": "JSON"},
+}
 """Columns added after a table first shipped: (table → column → SQL type), for databases
 created before them. A stop-gap until the schema has real (Alembic) migrations."""
 
@@ -828,7 +832,9 @@ def _columns(row: Base) -> dict[str, Any]:
 
 
 def _incident(row: IncidentRow) -> Incident:
-    return Incident.model_validate(_columns(row))
+    values = _columns(row)
+    values["ticket_links"] = values.get("ticket_links") or []
+    return Incident.model_validate(values)
 
 
 def _alert(row: AlertRow) -> Alert:

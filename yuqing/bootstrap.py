@@ -22,6 +22,7 @@ from core.models import CrawlRun, Incident, PostQuery, utcnow
 from core.ports import PostStore, StateStore
 from core.settings import Settings, get_settings
 from crawler.services import CrawlServices
+from dashboard.auth import AuthPolicy
 from dashboard.data import DashboardData
 from nlp.analyzer import Analyzer
 from nlp.mentions import MentionMatcher
@@ -161,6 +162,8 @@ def incident_action(
 def build_dashboard_data(settings: Settings | None = None) -> DashboardData:
     """The dashboard's data module over the configured stores (settings from the environment)."""
     settings = settings or get_settings()
+    # Refuse to start without users (or with demo passwords in prod) before opening stores.
+    auth = AuthPolicy.from_config(settings.dashboard, env=settings.env)
     posts, state = build_post_store(settings), build_state_store(settings)
     return DashboardData(
         posts,
@@ -168,4 +171,5 @@ def build_dashboard_data(settings: Settings | None = None) -> DashboardData:
         tz=settings.timezone,
         public_url=settings.dashboard.public_url,
         act=incident_action(settings, state, posts),
+        auth=auth,
     )

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from core.errors import ConfigError, YuqingError
 from core.settings import Settings, load_settings
-from yuqing import cli_backtest, cli_index, cli_nlp, cli_rules, cli_tickets
+from yuqing import cli_backtest, cli_index, cli_nlp, cli_rules, cli_tickets, cli_users
 from yuqing.cli_common import ConfigOpt
 from yuqing.logging_setup import configure_logging
 
@@ -35,6 +35,7 @@ app.add_typer(cli_index.app, name="index")
 app.add_typer(cli_nlp.app, name="nlp")
 app.add_typer(cli_tickets.app, name="tickets")
 app.add_typer(cli_rules.app, name="rules")
+app.add_typer(cli_users.app, name="users")
 app.command("backtest")(cli_backtest.backtest)
 channels_app = typer.Typer(help="Check notification channels.", no_args_is_help=True)
 app.add_typer(channels_app, name="channels")

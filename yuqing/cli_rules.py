@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alerts.detector import past_incident_windows
-from alerts.rules import Match, Rule, build_rules
+from alerts.rules import Match, Rule, build_rules, evaluate_rule
 from core.errors import ConfigError, StoreError
 from core.models import utcnow
 from core.settings import Settings, load_settings
@@ -90,7 +90,8 @@ def evaluate_without_writing(
             continue
         try:
             exclude = past_incident_windows(state, rule.name, now)
-            matches.extend(rule.evaluate_all(posts, now, exclude=exclude))
+            # Ticket rules read the state store's tickets, the others the posts.
+            matches.extend(evaluate_rule(rule, posts, now, exclude=exclude, tickets=state))
         except StoreError as exc:
             log.error("rule=%s could not be evaluated: %s", rule.name, exc)
             failures[rule.name] = exc

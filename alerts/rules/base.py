@@ -12,6 +12,11 @@ A rule type is a subclass of :class:`Rule` that
 
 Register a new type with :func:`register_rule`; :func:`build_rules` turns the
 validated config into rule instances and refuses a ``type`` with no class.
+
+Rules over complaint tickets (not posts) subclass :class:`TicketRule` and
+implement :meth:`TicketRule.evaluate_tickets` over a :class:`TicketSource`
+(the StateStore). Callers run any rule with :func:`evaluate_rule`, which hands
+each rule what it reads.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from core.errors import ConfigError
-from core.models import PostQuery
+from core.errors import ConfigError, YuqingError
+from core.models import PostQuery, Ticket
 from core.ports import PostStore
 from core.vocab import Grade
 
@@ -71,6 +76,10 @@ class Match:
     evidence_ids: tuple[str, ...] = ()
     """Ids of the posts behind the match when no ``query`` can select exactly them
     (e.g. one author's posts); the detector attaches them as evidence."""
+    ticket_ids: tuple[str, ...] = ()
+    """Complaint tickets behind the match (ticket rules); the incident starts linked to them."""
+    ticket_reasons: tuple[str, ...] = ()
+    """Why each of ``ticket_ids`` is linked (Chinese), shared by all of them."""
 
 
 class Rule(ABC, Generic[OptionsT]):
@@ -130,6 +139,61 @@ class Rule(ABC, Generic[OptionsT]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+class TicketSource(Protocol):
+    """What a ticket rule reads: the StateStore's tickets (``[since, until)``, newest first)."""
+
+    def list_tickets(
+        self, *, since: datetime | None = None, until: datetime | None = None, limit: int = 500
+    ) -> list[Ticket]: ...
+
+
+class TicketsNotGiven(YuqingError):
+    """A ticket rule was evaluated without a :class:`TicketSource` (use :func:`evaluate_rule`)."""
+
+
+class TicketRule(Rule[OptionsT]):
+    """A rule that decides over complaint tickets instead of posts.
+
+    Implement :meth:`evaluate_tickets`. Evaluating it over posts alone raises
+    :class:`TicketsNotGiven` (never "no match"): run it with :func:`evaluate_rule`.
+    """
+
+    @abstractmethod
+    def evaluate_tickets(
+        self, tickets: TicketSource, now: datetime, *, exclude: Sequence[Window] = ()
+    ) -> list[Match]:
+        """Every match of this cycle from the tickets as of ``now``; store errors propagate."""
+
+    def evaluate(
+        self, posts: PostStore, now: datetime, *, exclude: Sequence[Window] = ()
+    ) -> Match | None:
+        raise TicketsNotGiven(f"rule {self.name!r} reads complaint tickets: use evaluate_rule()")
+
+    def evaluate_all(
+        self, posts: PostStore, now: datetime, *, exclude: Sequence[Window] = ()
+    ) -> list[Match]:
+        raise TicketsNotGiven(f"rule {self.name!r} reads complaint tickets: use evaluate_rule()")
+
+
+def evaluate_rule(
+    rule: Rule[Any],
+    posts: PostStore,
+    now: datetime,
+    *,
+    exclude: Sequence[Window] = (),
+    tickets: TicketSource | None = None,
+) -> list[Match]:
+    """Every match of ``rule`` now: a :class:`TicketRule` reads ``tickets``, others ``posts``.
+
+    Raises :class:`TicketsNotGiven` for a ticket rule without ``tickets``.
+    """
+    if isinstance(rule, TicketRule):
+        if tickets is None:
+            raise TicketsNotGiven(f"rule {rule.name!r} reads complaint tickets: none given")
+        return rule.evaluate_tickets(tickets, now, exclude=exclude)
+    return rule.evaluate_all(posts, now, exclude=exclude)
 
 
 RULE_TYPES: dict[str, type[Rule[Any]]] = {}

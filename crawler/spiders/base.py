@@ -10,19 +10,27 @@ text/attribute nodes (``::text``, ``::attr(href)``, ``/@href``). A selector
 that matches nothing is never silent: the first miss per field logs a warning
 naming the source and the selector, every miss counts in
 ``yuqing/selector_miss/<field>``, and a summary is logged when the spider closes.
+
+A block is never "no posts" (STYLE #6): HTTP 401/403/418/429 after retries,
+or a page whose selectors match nothing and that reads like a captcha or an
+"access denied" page, counts in ``yuqing/errors/blocked`` and leaves the
+reason in ``yuqing/blocked``, which makes the crawl run not ok. A response
+that is not text (an image on a detail URL) counts in ``yuqing/errors/not_text``;
+a page over ``DOWNLOAD_MAXSIZE`` in ``yuqing/errors/too_large``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from typing import Any
 
 from parsel import Selector, SelectorList
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest
-from scrapy.http import Response
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
@@ -33,6 +41,35 @@ log = logging.getLogger(__name__)
 
 XPATH_PREFIX = "xpath:"
 COUNT_FIELDS = ("followers", "reposts", "comments", "likes")
+
+BLOCK_STATUSES = {
+    401: "login required",
+    403: "forbidden",
+    418: "refused as a bot",
+    429: "rate limited",
+}
+"""HTTP statuses that mean the site refuses us (429 only once retries are spent)."""
+
+# Said by captcha, anti-bot and "access denied" pages. Only looked for on a page
+# whose selectors matched nothing: a real complaint about an SMS 验证码 is a post.
+_BLOCK_MARKERS = re.compile(
+    r"验证码|人机验证|安全验证|滑动验证|滑块验证|访问过于频繁|请求过于频繁|访问频率过高|"
+    r"访问受限|访问被拒绝|异常访问|异常流量|请登录后|captcha|access denied|are you a robot|"
+    r"unusual traffic|verify you are human",
+    re.IGNORECASE,
+)
+
+
+def block_marker(response: Response) -> str | None:
+    """The captcha/anti-bot phrase in the page's title or first text, or ``None``."""
+    if not isinstance(response, TextResponse):
+        return None
+    title = " ".join(response.xpath("//title//text()").getall())
+    head = " ".join(
+        response.xpath("//body//text()[not(ancestor::script or ancestor::style)]").getall()[:200]
+    )
+    m = _BLOCK_MARKERS.search(f"{title} {head[:5000]}")
+    return m.group(0) if m else None
 
 
 def select(node: Response | Selector, query: str) -> SelectorList[Selector]:
@@ -125,6 +162,36 @@ class SourceSpider(Spider):
             "source %s: selectors that matched nothing: %s", self.source.name, summary
         )
 
+    def blocked(self, url: str, reason: str) -> None:
+        """Record that the site refused ``url`` (the crawl run will not be ok)."""
+        self._inc("yuqing/errors/blocked")
+        assert self.crawler.stats is not None
+        if not self.crawler.stats.get_value("yuqing/blocked"):
+            self.crawler.stats.set_value("yuqing/blocked", f"{url}: {reason}")
+        self.logger.error("source %s: blocked on %s: %s", self.source.name, url, reason)
+
+    def check_blocked(self, response: Response) -> bool:
+        """After a selector miss: is ``response`` a captcha/anti-bot page? Records it if so."""
+        marker = block_marker(response)
+        if marker is None:
+            return False
+        self.blocked(response.url, f"captcha or anti-bot page ({marker!r})")
+        return True
+
+    def is_text(self, response: Response) -> bool:
+        """Whether ``response`` is a text page; a binary one is counted and logged."""
+        if isinstance(response, TextResponse):
+            return True
+        self._inc("yuqing/errors/not_text")
+        self.logger.warning(
+            "source %s: %s is not a text page (Content-Type %r, %d bytes); skipped",
+            self.source.name,
+            response.url,
+            (response.headers.get("Content-Type") or b"").decode("latin-1"),
+            len(response.body),
+        )
+        return False
+
     def first_text(self, response: Response, field: str, query: str | None) -> str | None:
         """The first text that ``query`` selects, or ``None`` (a miss is recorded)."""
         if not query:
@@ -140,6 +207,7 @@ class SourceSpider(Spider):
         texts = node_texts(select(response, detail.text))
         if not texts:
             self.missed("text", detail.text, response.url)
+            self.check_blocked(response)
         item = RawPost(
             url=response.url,
             source=self.source.name,
@@ -164,10 +232,16 @@ class SourceSpider(Spider):
             status = error.response.status
             self._inc(f"yuqing/errors/http_{status}")
             reason = f"HTTP {status}"
+            if status in BLOCK_STATUSES:
+                reason = f"HTTP {status} ({BLOCK_STATUSES[status]})"
+                self.blocked(request.url, reason)
         elif isinstance(error, IgnoreRequest):
             # RobotsTxtMiddleware (or another policy) refused it: not an outage.
             self._inc("yuqing/ignored")
             reason = f"not fetched: {error or 'ignored by a downloader policy'}"
+        elif isinstance(error, DownloadCancelledError) and "max size" in str(error):
+            self._inc("yuqing/errors/too_large")
+            reason = f"larger than DOWNLOAD_MAXSIZE: {error}"
         else:
             self._inc("yuqing/errors/request")
             reason = f"{type(error).__name__}: {error}"

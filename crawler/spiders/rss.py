@@ -38,9 +38,15 @@ class RssSpider(SourceSpider):
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[RawPost | Request]:
         """The feed: one item (or one article request) per entry."""
+        if not response.body.strip():
+            self._inc("yuqing/errors/feed")
+            self.logger.error("source %s: %s is empty, not a feed", self.source.name, response.url)
+            return
         feed = feedparser.parse(response.body)
         entries = feed.entries
         if not entries:
+            if self.check_blocked(response):
+                return
             if feed.bozo:
                 self._inc("yuqing/errors/feed")
                 self.logger.error(
@@ -52,6 +58,16 @@ class RssSpider(SourceSpider):
             else:
                 self.missed("feed.entries", "<item>/<entry>", response.url)
             return
+        if feed.bozo:
+            # feedparser reads what it can of a broken feed; say that it is broken.
+            self._inc("yuqing/feed_malformed")
+            self.logger.warning(
+                "source %s: %s is not well-formed (%s); read %d entries from it",
+                self.source.name,
+                response.url,
+                feed.get("bozo_exception"),
+                len(entries),
+            )
         self._inc("yuqing/feed_entries", len(entries))
         for entry in entries:
             # feedparser falls back to the entry id for a missing link; an id such
@@ -86,6 +102,9 @@ class RssSpider(SourceSpider):
     def parse_article(self, response: Response, base: RawPost) -> Iterator[RawPost]:
         """The article page: full text and counts; the feed's title, time and link win."""
         assert self.source.detail is not None
+        if not self.is_text(response):
+            yield base
+            return
         page = self.extract_detail(response, self.source.detail)
         base.text = page.text or base.text
         base.title = base.title or page.title

@@ -34,9 +34,13 @@ class SiteSpider(SourceSpider):
         """A list page: detail requests, then the next list page while under ``max_pages``."""
         page = int(response.meta.get("yuqing_page", 1))
         self._inc("yuqing/list_pages")
+        if not self.is_text(response):
+            return
         links = node_links(select(response, self.listing.item_links))
         if not links:
             self.missed("listing.item_links", self.listing.item_links, response.url)
+            if self.check_blocked(response):
+                return
             if page == 1:
                 # An empty first page is a redesign or an outage page, not "no news".
                 self._inc("yuqing/errors/empty_listing")
@@ -66,5 +70,6 @@ class SiteSpider(SourceSpider):
         )
 
     def parse_detail(self, response: Response) -> Iterator[RawPost]:
-        """A detail page → one :class:`RawPost`."""
-        yield self.extract_detail(response, self.detail)
+        """A detail page → one :class:`RawPost` (nothing for a binary response)."""
+        if self.is_text(response):
+            yield self.extract_detail(response, self.detail)

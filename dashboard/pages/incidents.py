@@ -10,8 +10,10 @@ import streamlit as st
 
 from core.errors import YuqingError
 from core.vocab import Grade, IncidentStatus
+from dashboard.auth import Action, can
 from dashboard.components import (
     STATUS_BADGE,
+    current_user,
     fmt_time,
     get_data,
     grade_badge,
@@ -22,11 +24,7 @@ from dashboard.components import (
 )
 from dashboard.data import ACTIVE_STATUSES, STATUS_LABELS_ZH, DataUnavailable
 
-DEFAULT_OPERATOR = "analyst"
-"""Until login arrives (issue 8) the operator types a name; this is the default."""
-
 _FLASH = "incident_flash"
-_USER = "incident_user"
 _NOTE = "incident_note"
 _SELECTED = "incident_selected"
 
@@ -34,14 +32,25 @@ _SELECTED = "incident_selected"
 def _act(action: str, incident_id: int) -> None:
     """Button callback: acknowledge or resolve, and leave a message for the next run."""
     data = get_data()
-    user = str(st.session_state.get(_USER, ""))
+    user = current_user()
     note = str(st.session_state.get(_NOTE, ""))
+    permission: Action = "acknowledge" if action == "ack" else "resolve"
     try:
+        if not can(user, permission):
+            # The button is disabled for this role; a forged click is refused and recorded.
+            data.audit(
+                actor=user.username,
+                action=f"denied_{permission}",
+                target=f"incident:{incident_id}",
+                detail=f"role={user.role}",
+            )
+            st.session_state[_FLASH] = ("error", f"操作未完成：{user.role_zh}无权执行此操作。")
+            return
         if action == "ack":
-            data.acknowledge(incident_id, user, note)
+            data.acknowledge(incident_id, user.username, note)
             message = f"事件 #{incident_id} 已确认。"
         else:
-            data.resolve(incident_id, user, note)
+            data.resolve(incident_id, user.username, note)
             message = f"事件 #{incident_id} 已解决。"
     except DataUnavailable as exc:
         st.session_state[_FLASH] = ("error", f"操作未完成：{exc.store} 无法访问（{exc.detail}）。")
@@ -125,9 +134,11 @@ def render() -> None:
     st.caption(f"事件链接：{data.incident_url(inc.id or int(incident_id))}")
 
     st.markdown("**处置**")
+    user = current_user()
+    may_ack, may_resolve = can(user, "acknowledge"), can(user, "resolve")
     a1, a2 = st.columns([1, 2])
-    a1.text_input("操作人", value=DEFAULT_OPERATOR, key=_USER)
-    a2.text_input("备注", key=_NOTE, max_chars=500)
+    a1.text(f"操作人：{user.display_name}（{user.username} · {user.role_zh}）")
+    a2.text_input("备注", key=_NOTE, max_chars=500, disabled=not can(user, "note"))
     with st.container(horizontal=True):
         st.button(
             "确认事件",
@@ -135,7 +146,7 @@ def render() -> None:
             type="primary",
             on_click=_act,
             args=("ack", inc.id),
-            disabled=inc.status is not IncidentStatus.OPEN,
+            disabled=not may_ack or inc.status is not IncidentStatus.OPEN,
             icon=":material/done:",
         )
         st.button(
@@ -143,9 +154,12 @@ def render() -> None:
             key="incident_resolve",
             on_click=_act,
             args=("resolve", inc.id),
-            disabled=inc.status is IncidentStatus.RESOLVED,
+            disabled=not may_resolve or inc.status is IncidentStatus.RESOLVED,
+            help=None if may_resolve else "仅总行或管理员可以解决事件",
             icon=":material/task_alt:",
         )
+    if not may_resolve:
+        st.caption("解决事件需要总行或管理员权限。")
 
     st.subheader("时间线")
     timeline = detail.timeline.assign(local_time=detail.timeline["local_time"].map(fmt_time))

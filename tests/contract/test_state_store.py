@@ -494,3 +494,52 @@ def test_an_older_database_gets_the_payload_column(tmp_path: Path) -> None:
         assert store.due_notifications(T0)[0].payload == {"kind": "alert"}
     finally:
         store.close()
+
+
+def test_incident_ticket_links_round_trip(state_store: StateStore) -> None:
+    links = [
+        {
+            "ticket_id": "TS-0001",
+            "score": 1.0,
+            "reasons": ["同一产品：澜海稳盈3号", "2小时内工单激增"],
+        },
+        {"ticket_id": "TS-0002", "score": 0.42, "reasons": ["时间相差 12 分钟"]},
+    ]
+    saved = state_store.save_incident(incident("tickets:product:澜海稳盈3号", rule="tickets"))
+    assert saved.ticket_links == []
+    assert saved.id is not None
+    assert state_store.get_incident(saved.id) == saved
+    linked = state_store.save_incident(saved.model_copy(update={"ticket_links": links}))
+    got = state_store.get_incident(saved.id)
+    assert got is not None and got.ticket_links == links == linked.ticket_links
+    active = state_store.find_active_incident("tickets", "tickets:product:澜海稳盈3号")
+    assert active is not None and active.ticket_links == links
+
+
+def test_an_older_database_gets_the_ticket_links_column(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    SqlStateStore(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a database created before incidents had ticket links
+        conn.execute(sa.text("ALTER TABLE incidents DROP COLUMN ticket_links"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO incidents (rule, key, title, grade, status, opened_at, updated_at,"
+                " post_count, peak_count, post_ids, reasons, sources) VALUES ('r', 'all', 't',"
+                " 'IV', 'open', '2025-03-10 02:00:00.000000', '2025-03-10 02:00:00.000000',"
+                " 0, 0, '[]', '[]', '[]')"
+            )
+        )
+    engine.dispose()
+    store = SqlStateStore(url)
+    try:
+        old = store.get_incident(1)
+        assert old is not None and old.ticket_links == []  # NULL in the old row reads as []
+        links = [{"ticket_id": "T1", "score": 1.0, "reasons": ["同一网点：滨江支行"]}]
+        store.save_incident(old.model_copy(update={"ticket_links": links}))
+        got = store.get_incident(1)
+        assert got is not None and got.ticket_links == links
+    finally:
+        store.close()

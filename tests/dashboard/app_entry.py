@@ -7,7 +7,9 @@ the tests control the data:
 * ``YUQING_TEST_STATE_URL`` — SQLAlchemy URL of the seeded state database;
 * ``YUQING_TEST_PAGE`` — url_path of the page to open (overview, feed, incidents);
 * ``YUQING_TEST_DOWN`` — ``posts`` or ``state`` to replace that store by a failing one,
-  ``build`` to make building the data fail (a store unreachable at start).
+  ``build`` to make building the data fail (a store unreachable at start);
+* ``YUQING_TEST_AUTH`` — ``none`` for a dashboard without login (dev), else the
+  test users of ``tests/dashboard/users.py`` must log in.
 """
 
 import os
@@ -19,6 +21,7 @@ from nlp.segment import tokenize
 from storage.local import LocalPostStore
 from storage.state import SqlStateStore
 from tests.dashboard.fakes import DownPostStore, DownStateStore
+from tests.dashboard.users import policy
 
 
 def build() -> DashboardData:
@@ -34,7 +37,7 @@ def build() -> DashboardData:
     state = (
         DownStateStore() if down == "state" else SqlStateStore(os.environ["YUQING_TEST_STATE_URL"])
     )
-    return DashboardData(posts, state)
+    return DashboardData(posts, state, auth=policy(os.environ.get("YUQING_TEST_AUTH", "")))
 
 
 main(build, default_page=os.environ.get("YUQING_TEST_PAGE", "overview"))

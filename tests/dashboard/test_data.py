@@ -275,3 +275,14 @@ def test_time_window_presets() -> None:
     assert (w.since, w.until, w.bucket_seconds) == (now - timedelta(days=7), now, 6 * 3600)
     with pytest.raises(KeyError):
         TimeWindow.last("1y", now=now)
+
+
+def test_audit_appends_to_the_state_store_and_names_an_outage(
+    data: DashboardData, seed: Seed
+) -> None:
+    data.audit(actor="ana", action="login", target="dashboard", detail="role=analyst")
+    entry = seed.state_store.list_audit(target="dashboard")[0]
+    assert (entry.actor, entry.action, entry.detail) == ("ana", "login", "role=analyst")
+    down = DashboardData(seed.post_store, DownStateStore())
+    with pytest.raises(DataUnavailable, match="state store"):
+        down.audit(actor="ana", action="login", target="dashboard")

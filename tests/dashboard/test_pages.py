@@ -2,13 +2,15 @@
 
 Each test runs ``tests/dashboard/app_entry.py`` (the real ``dashboard.app.main``
 with test stores) and opens one page through ``YUQING_TEST_PAGE``: AppTest's
-``switch_page`` only knows file pages, and ours are callables.
+``switch_page`` only knows file pages, and ours are callables. ``open_page``
+starts logged in (a session put in session state, see ``tests/dashboard/users.py``);
+the login form itself is tested in ``test_login.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.models import PostQuery
 from core.vocab import IncidentStatus
-from dashboard.app import main
+from dashboard.app import LoginSession, main
+from dashboard.components import SESSION_KEY
 from dashboard.data import DashboardData
 from tests.dashboard.seed import (
     HOSTILE_TEXT,
@@ -27,6 +30,7 @@ from tests.dashboard.seed import (
     SEARCH_WORD,
     Seed,
 )
+from tests.dashboard.users import USERS
 
 ENTRY = Path(__file__).with_name("app_entry.py")
 
@@ -40,16 +44,29 @@ def _fresh(fresh_streamlit_cache: None) -> None:
 def open_page(
     seed: Seed, store_paths: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., AppTest]]:
-    """Open a page of the app over the seeded stores; ``down`` makes one store fail."""
+    """Open a page of the app over the seeded stores, logged in as ``user`` (None: logged out).
+
+    ``down`` makes one store fail; ``auth="none"`` runs without login (dev).
+    """
     posts_path, state_url = store_paths
     monkeypatch.setenv("YUQING_TEST_POSTS_DB", str(posts_path))
     monkeypatch.setenv("YUQING_TEST_STATE_URL", state_url)
 
-    def _open(page: str, *, down: str = "", query: dict[str, str] | None = None) -> AppTest:
+    def _open(
+        page: str,
+        *,
+        down: str = "",
+        query: dict[str, str] | None = None,
+        user: str | None = "ho",
+        auth: str = "",
+    ) -> AppTest:
         monkeypatch.setenv("YUQING_TEST_PAGE", page)
         monkeypatch.setenv("YUQING_TEST_DOWN", down)
+        monkeypatch.setenv("YUQING_TEST_AUTH", auth)
         st.cache_resource.clear()  # the cached DashboardData is per process: rebuild it
         at = AppTest.from_file(str(ENTRY), default_timeout=30)
+        if user is not None:
+            at.session_state[SESSION_KEY] = LoginSession(USERS[user], datetime.now(UTC))
         for name, value in (query or {}).items():
             at.query_params[name] = value
         at.run()
@@ -64,7 +81,7 @@ def _metric(at: AppTest, label: str) -> str:
 
 
 def _texts(at: AppTest) -> list[str]:
-    return [t.value for t in at.text]
+    return [t.value for t in at.main.text]  # not the sidebar's "who is logged in"
 
 
 def _everything(at: AppTest) -> str:
@@ -212,7 +229,7 @@ def test_incidents_page_and_acknowledge(open_page: Callable[..., AppTest], seed:
     assert RAW_PHONE not in _everything(at)
     timeline = at.dataframe[1].value
     assert list(timeline["事件"]) == ["事件开启", "告警"]
-    assert at.text_input(key="incident_user").value == "analyst"
+    assert "操作人：总行张三（ho · 总行）" in texts
 
     at.text_input(key="incident_note").input("已通知分行").run()
     at.button(key="incident_ack").click().run()
@@ -222,7 +239,6 @@ def test_incidents_page_and_acknowledge(open_page: Callable[..., AppTest], seed:
     assert "已确认" in at.success[0].value
     assert at.button(key="incident_ack").disabled
 
-    at.text_input(key="incident_user").input("head-office").run()
     at.button(key="incident_resolve").click().run()
     assert not at.exception
     stored = seed.state_store.get_incident(incident_id or 0)
@@ -248,13 +264,31 @@ def test_incident_link_opens_it_and_a_resolved_selection_is_dropped(
     assert "已解决" in at.success[0].value
 
 
-def test_incident_action_needs_a_user(open_page: Callable[..., AppTest], seed: Seed) -> None:
-    at = open_page("incidents")
-    at.text_input(key="incident_user").input(" ").run()
+def test_analyst_acknowledges_but_cannot_resolve(
+    open_page: Callable[..., AppTest], seed: Seed
+) -> None:
+    incident_id = seed.incident.id or 0
+    at = open_page("incidents", user="ana")
+    assert "操作人：分析员小王（ana · 分析员）" in _texts(at)
+    assert at.button(key="incident_resolve").disabled
+    assert any("总行或管理员" in c.value for c in at.caption)
     at.button(key="incident_ack").click().run()
-    assert "操作人" in at.error[0].value
-    stored = seed.state_store.get_incident(seed.incident.id or 0)
-    assert stored is not None and stored.status is IncidentStatus.OPEN
+    assert not at.exception
+    stored = seed.state_store.get_incident(incident_id)
+    assert stored is not None and stored.status is IncidentStatus.ACKNOWLEDGED
+    assert seed.state_store.list_acks(incident_id)[0].user == "ana"
+    assert at.button(key="incident_resolve").disabled
+
+
+def test_head_office_resolves_as_itself(open_page: Callable[..., AppTest], seed: Seed) -> None:
+    incident_id = seed.incident.id or 0
+    at = open_page("incidents", user="ho")
+    assert not at.button(key="incident_resolve").disabled
+    at.button(key="incident_resolve").click().run()
+    stored = seed.state_store.get_incident(incident_id)
+    assert stored is not None and stored.status is IncidentStatus.RESOLVED
+    audit = seed.state_store.list_audit(target=f"incident:{incident_id}")
+    assert [(e.actor, e.action) for e in audit][:1] == [("ho", "resolve")]
 
 
 def test_incidents_outages(open_page: Callable[..., AppTest], seed: Seed) -> None:

@@ -191,6 +191,7 @@ class FakeStateStore:
         self.given_up: set[int] = set()
         self.crawl_runs: list[CrawlRun] = []
         self.tickets: dict[str, Ticket] = {}
+        self.ticket_reads = 0
         self.fail_with: Exception | None = None
         self.writes = 0
         self.escalations: dict[int, list[FakeEscalation]] = {}
@@ -330,7 +331,14 @@ class FakeStateStore:
         self, *, since: datetime | None = None, until: datetime | None = None, limit: int = 500
     ) -> list[Ticket]:
         self._check()
-        return list(self.tickets.values())[:limit]
+        self.ticket_reads += 1
+        found = [
+            t
+            for t in self.tickets.values()
+            if (since is None or t.created_at >= since) and (until is None or t.created_at < until)
+        ]
+        found.sort(key=lambda t: (-t.created_at.timestamp(), t.ticket_id))
+        return found[:limit]
 
     # crawl runs
     def record_crawl_run(self, run: CrawlRun) -> CrawlRun:

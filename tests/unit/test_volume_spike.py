@@ -218,9 +218,9 @@ def test_registry_builds_rules_from_config() -> None:
 def test_unknown_rule_type_fails_at_load_naming_the_rule() -> None:
     class Other(BaseModel):
         name: str = "burst"
-        type: str = "ticket_surge"  # not implemented (yet)
+        type: str = "sentiment_drift"  # not implemented
 
-    with pytest.raises(ConfigError, match=r"rules\[0\] \('burst'\).*ticket_surge"):
+    with pytest.raises(ConfigError, match=r"rules\[0\] \('burst'\).*sentiment_drift"):
         build_rules([Other()])
 
 
