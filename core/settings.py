@@ -122,18 +122,23 @@ class SourceConfig(_Strict):
         return urls
 
 
-class VolumeSpikeRule(_Strict):
+class _RuleOptions(_Strict):
+    """Options every rule type has: switched on, and whether matches are only logged."""
+
+    enabled: bool = True
+    dry_run: bool = Field(default=False, description="log matches; write and send nothing")
+
+
+class VolumeSpikeRule(_RuleOptions):
     """Volume spike: posts in the current window vs the same-length windows before it."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "volume_spike"
     type: Literal["volume_spike"] = "volume_spike"
-    enabled: bool = True
     window_minutes: int = Field(default=30, ge=1)
     baseline_windows: int = Field(default=48, ge=2, description="past windows in the baseline")
     min_count: int = Field(default=8, ge=1, description="floor: fewer posts never spike")
     ratio: float = Field(default=3.0, gt=1.0, description="current / baseline level to match")
     negative_only: bool = False
-    dry_run: bool = False
     baseline_method: Literal["mean", "median_mad"] = Field(
         default="median_mad",
         description="baseline level: plain mean, or the median (robust to past spikes); "
@@ -149,13 +154,11 @@ class VolumeSpikeRule(_Strict):
     )
 
 
-class NegativeShareRule(_Strict):
+class NegativeShareRule(_RuleOptions):
     """Negative share: the share of negative posts in the window vs its baseline share."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "negative_share"
     type: Literal["negative_share"] = "negative_share"
-    enabled: bool = True
-    dry_run: bool = False
     window_minutes: int = Field(default=60, ge=1)
     baseline_hours: int = Field(default=24 * 7, ge=1, description="window of the baseline share")
     min_count: int = Field(default=20, ge=1, description="floor: posts in the window")
@@ -166,13 +169,11 @@ class NegativeShareRule(_Strict):
     )
 
 
-class CriticalSignalRule(_Strict):
+class CriticalSignalRule(_RuleOptions):
     """Critical signals: posts the analyzer marked critical, one incident per signal name."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "critical_signal"
     type: Literal["critical_signal"] = "critical_signal"
-    enabled: bool = True
-    dry_run: bool = False
     window_minutes: int = Field(default=60, ge=1)
     min_count: int = Field(default=1, ge=1, description="critical posts needed to match")
     several: int = Field(
@@ -183,13 +184,11 @@ class CriticalSignalRule(_Strict):
     )
 
 
-class InfluentialAuthorRule(_Strict):
+class InfluentialAuthorRule(_RuleOptions):
     """Influential author: a negative post whose author or reposts reach many people."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "influential_author"
     type: Literal["influential_author"] = "influential_author"
-    enabled: bool = True
-    dry_run: bool = False
     window_minutes: int = Field(default=60, ge=1)
     min_followers: int = Field(default=100_000, ge=1)
     min_reposts: int = Field(default=500, ge=1)
@@ -198,13 +197,11 @@ class InfluentialAuthorRule(_Strict):
     )
 
 
-class TopicBurstRule(_Strict):
+class TopicBurstRule(_RuleOptions):
     """Topic burst: a topic that was rare in the baseline becomes frequent."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "topic_burst"
     type: Literal["topic_burst"] = "topic_burst"
-    enabled: bool = True
-    dry_run: bool = False
     window_minutes: int = Field(default=60, ge=1)
     baseline_hours: int = Field(default=24 * 7, ge=1)
     min_count: int = Field(default=10, ge=1, description="floor: posts of the topic in the window")
@@ -217,13 +214,11 @@ class TopicBurstRule(_Strict):
     ignore_topics: list[str] = Field(default_factory=lambda: ["other"])
 
 
-class TicketSurgeRule(_Strict):
+class TicketSurgeRule(_RuleOptions):
     """Complaint-ticket surge: tickets of one product/branch in the window vs its baseline."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = "ticket_surge"
     type: Literal["ticket_surge"] = "ticket_surge"
-    enabled: bool = True
-    dry_run: bool = False
     window_minutes: int = Field(default=120, ge=1)
     baseline_windows: int = Field(
         default=12, ge=1, description="same-length windows just before the current one"

@@ -421,13 +421,16 @@ class ElasticPostStore:
         )
 
     def _alias_indices(self, alias: str) -> list[str]:
-        try:
-            resp = self._call("read aliases", lambda: self._client.indices.get_alias(name=alias))
-        except IndexNotInitialised:
-            return []
-        except QueryError:
-            return []
-        return sorted(name for name, spec in resp.body.items() if alias in spec.get("aliases", {}))
+        def read() -> dict[str, Any]:
+            try:
+                return dict(self._client.indices.get_alias(name=alias).body)
+            except NotFoundError:
+                # Only "no such alias" means "no indices yet" (before `yuqing index init`);
+                # any other refusal is an error the caller must see.
+                return {}
+
+        body = self._call("read aliases", read)
+        return sorted(name for name, spec in body.items() if alias in spec.get("aliases", {}))
 
     def write_indices(self) -> list[str]:
         """The index behind the write alias (empty before ``ensure_index``)."""
