@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo test lint bench bench-quick train clean help
+.PHONY: install demo test lint browser bench bench-quick train clean help
 
 help:
 	@echo "make demo   - set up and run the whole service on the local demo web"
@@ -31,8 +31,13 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
+
+# Debian's chromium for the browser test (tests/browser); without it (no root,
+# no apt) that one test is skipped with a message saying how to install it.
+browser:
+	@bash tests/browser/install_chromium.sh || echo "make: chromium unavailable; the browser test will be skipped"
 
 bench: install
 	$(BIN)/python -m bench.run

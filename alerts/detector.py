@@ -7,9 +7,11 @@ One :meth:`Detector.run_once` per detection cycle (the service calls it every
    :class:`~alerts.rules.base.TicketRule` reads the StateStore's complaint
    tickets instead: :func:`~alerts.rules.base.evaluate_rule`);
 2. on a match, gathers evidence (newest posts and sources of the current
-   window, posts since the incident began), then opens or updates the active
-   incident for ``(rule, key)`` (policy: :mod:`alerts.incidents`);
-3. when that is news (opened, grade raised, new peak), records an
+   window, posts since the incident began) and the match's subject (topic,
+   entity), then opens or updates the active incident of ``(rule, key)`` or
+   joins an active incident about the same subject (grouping policy:
+   :mod:`alerts.incidents`); the silence holding it, if any, is noted on it;
+3. when that is news (opened, grade raised, joined, new peak), records an
    :class:`~core.models.Alert` and logs it at WARNING;
 4. asks the :class:`~alerts.escalation.EscalationPolicy` to queue what the
    incident now implies: one message per channel reached at the incident's
@@ -23,6 +25,9 @@ a ticket rule's own tickets, or, for a post rule, the best-ranked related
 tickets (:meth:`Detector._related_tickets`, when the detector has a watchlist).
 
 ``dry_run`` rules are evaluated and logged, and nothing is written.
+
+Source health (:mod:`alerts.health`) is read once per cycle: past outages
+are left out of the baselines and sources down now out of the volume counts.
 
 Failure contract: a rule that cannot be evaluated (the PostStore or
 StateStore is down, or a bug) is logged at ERROR, written to the audit log
@@ -40,15 +45,33 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from alerts.escalation import EscalationPolicy, EscalationStore, Evidence
-from alerts.grading import factors_from_posts, grade
-from alerts.incidents import IncidentChange, apply_match, display_timezone, ticket_links_of
+from alerts.grading import THRESHOLDS, Thresholds, factors_from_posts, grade
+from alerts.health import SourceHealth, source_health
+from alerts.incidents import (
+    IncidentChange,
+    Subject,
+    apply_match,
+    display_timezone,
+    find_group,
+    member_key,
+    subject_of,
+    ticket_links_of,
+)
 from alerts.links import LinkSigner
 from alerts.rules.base import Match, Rule, Window, build_rules, evaluate_rule
 from alerts.tickets.linking import LinkParams, profile_posts, rank_tickets
 from core.errors import StoreError, YuqingError
-from core.models import Alert, Post, utcnow
+from core.models import Alert, Incident, Post, utcnow
 from core.ports import PostStore, StateStore
-from core.settings import ChannelConfig, DashboardConfig, EscalationConfig, Settings, Watchlist
+from core.settings import (
+    ChannelConfig,
+    DashboardConfig,
+    EscalationConfig,
+    GroupingConfig,
+    Settings,
+    Watchlist,
+)
+from core.vocab import IncidentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +86,8 @@ LINK_MIN_SCORE = 0.4
 """…each scoring at least this (:mod:`alerts.tickets.linking`; e.g. same product + same time)."""
 LINK_SCAN = 5000
 """Tickets read around a new incident to rank."""
+GROUP_SCAN = 500
+"""Active incidents examined when a match looks for an incident to join."""
 
 
 def policy_from_settings(settings: Settings, tz: tzinfo | None = None) -> EscalationPolicy:
@@ -93,7 +118,8 @@ def past_incident_windows(state: StateStore, rule: str, now: datetime) -> list[W
     """
     windows: list[Window] = []
     for incident in state.list_incidents(since=now - EXCLUDE_LOOKBACK, limit=EXCLUDE_LIMIT):
-        if incident.rule == rule:
+        # A grouped incident counts for every rule that joined it.
+        if incident.rule == rule or rule in incident.rules:
             start = incident.first_seen or incident.opened_at
             windows.append((start, incident.resolved_at or now))
     return windows
@@ -139,8 +165,12 @@ class Detector:
         policy: EscalationPolicy | None = None,
         watchlist: Watchlist | None = None,
         link_min_score: float = LINK_MIN_SCORE,
+        grouping: GroupingConfig | None = None,
+        thresholds: Thresholds = THRESHOLDS,
     ) -> None:
         self.rules = list(rules)
+        self.grouping = grouping or GroupingConfig()
+        self.thresholds = thresholds
         self.watchlist = watchlist
         self.link_min_score = link_min_score
         self.posts = post_store
@@ -170,8 +200,9 @@ class Detector:
         Raises ``ConfigError`` for a rule type with no implementation.
         """
         tz = display_timezone(settings.timezone)
+        thresholds = Thresholds.from_config(settings.grading)
         return cls(
-            build_rules(settings.rules),
+            build_rules(settings.rules, thresholds=thresholds),
             post_store,
             state_store,
             settings.channels,
@@ -179,6 +210,8 @@ class Detector:
             display_tz=tz,
             policy=policy_from_settings(settings, tz),
             watchlist=settings.watchlist,
+            grouping=settings.grouping,
+            thresholds=thresholds,
         )
 
     def run_once(self, now: datetime | None = None) -> list[Alert]:
@@ -191,11 +224,17 @@ class Detector:
         now = now or self.clock()
         alerts: list[Alert] = []
         failures: dict[str, BaseException] = {}
+        health: SourceHealth | None = None
         for rule in self.rules:
             if not rule.enabled:
                 continue
             try:
-                rule_alerts = self._run_rule(rule, now)
+                if health is None:
+                    # Read once per cycle; a failed read fails this rule (retried by the next).
+                    health = source_health(self.state, now)
+                    if health.down:
+                        logger.info("sources without a successful crawl: %s", sorted(health.down))
+                rule_alerts = self._run_rule(rule, now, health)
             except StoreError as exc:
                 # Expected kind of failure: no traceback noise, but loud.
                 logger.error(
@@ -225,14 +264,22 @@ class Detector:
 
     # -- one rule ---------------------------------------------------------------------
 
-    def _run_rule(self, rule: Rule[Any], now: datetime) -> list[Alert]:
-        """All matches of ``rule`` now (one per key) → the alerts that were news."""
+    def _run_rule(
+        self, rule: Rule[Any], now: datetime, health: SourceHealth | None = None
+    ) -> list[Alert]:
+        """All matches of ``rule`` now (one per key) → the alerts that were news.
+
+        ``health`` (:mod:`alerts.health`): past outage windows are left out of the
+        baselines like past incidents, and sources down now out of the counts.
+        """
+        health = health or SourceHealth()
         matches = evaluate_rule(
             rule,
             self.posts,
             now,
-            exclude=past_incident_windows(self.state, rule.name, now),
+            exclude=[*past_incident_windows(self.state, rule.name, now), *health.gaps],
             tickets=self.state,
+            down_sources=health.down,
         )
         if not matches:
             logger.debug("rule=%s quiet", rule.name)
@@ -247,23 +294,31 @@ class Detector:
         return alerts
 
     def _apply(self, match: Match, now: datetime) -> Alert | None:
-        """Open or update the incident of ``match``, record news, queue messages."""
+        """Open, update or join the incident of ``match``, record news, queue messages."""
         top_posts: list[Post] = []
         sources: list[str] = []
         post_count: int | None = None
-        active = self.state.find_active_incident(match.rule, match.key)
         if match.query is not None:
             page = self.posts.search(match.query, sort="newest", limit=self.evidence_limit)
             top_posts = [hit.post for hit in page.hits]
             sources = [t.value for t in self.posts.terms(match.query, "source", size=50)]
-            first_seen = (active.first_seen if active else None) or match.window_start
-            post_count = self.posts.count(match.query.model_copy(update={"since": first_seen}))
-
         elif match.evidence_ids:
             # No query selects exactly these posts (e.g. one author's): fetch them.
             found = (self.posts.get(pid) for pid in match.evidence_ids[: self.evidence_limit])
             top_posts = [p for p in found if p is not None]
             sources = sorted({p.source for p in top_posts})
+        subject = subject_of(
+            top_posts,
+            self.watchlist,
+            topic_share=self.grouping.topic_share,
+            entity_share=self.grouping.entity_share,
+            topic=match.topic,
+            entities=match.entities,
+        )
+        active = self._find_incident(match, subject, now)
+        if match.query is not None:
+            first_seen = (active.first_seen if active else None) or match.window_start
+            post_count = self.posts.count(match.query.model_copy(update={"since": first_seen}))
         if top_posts:
             match = self._regrade(match, top_posts, post_count)
         ticket_links = ticket_links_of(match)
@@ -279,8 +334,14 @@ class Detector:
             post_ids=[p.id for p in top_posts],
             sources=sources,
             ticket_links=ticket_links,
+            subject=subject,
         )
-        incident = self.state.save_incident(change.incident)
+        # Shown on the incident (dashboard, CLI); the policy below holds the messages.
+        silence = self.policy.silence_for(change.incident, now, self.state)
+        held = change.incident.model_copy(
+            update={"silenced_by": None if silence is None else silence.id}
+        )
+        incident = self.state.save_incident(held)
         alert = self._record(replace(change, incident=incident), match, now)
 
         store: EscalationStore = self.state  # type: ignore[assignment]
@@ -302,6 +363,42 @@ class Detector:
                 incident.grade.value,
             )
         return alert
+
+    def _find_incident(self, match: Match, subject: Subject, now: datetime) -> Incident | None:
+        """The active incident ``match`` belongs to (:mod:`alerts.incidents` grouping policy).
+
+        Its own ``(rule, key)`` incident, else the active incident it joined
+        before, else (grouping enabled) an active incident about the same
+        subject updated within ``grouping.join_minutes``; ``None`` opens a new one.
+        """
+        own = self.state.find_active_incident(match.rule, match.key)
+        if own is not None:
+            return own
+        active = self.state.list_incidents(
+            status=[IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED], limit=GROUP_SCAN
+        )
+        member = member_key(match.rule, match.key)
+        for incident in active:
+            if member in incident.members:
+                return incident
+        if not self.grouping.enabled:
+            return None
+        found = find_group(
+            active,
+            subject,
+            now=now,
+            join_window=timedelta(minutes=self.grouping.join_minutes),
+        )
+        if found is not None:
+            logger.info(
+                "rule=%s key=%s joins incident #%s (entity=%s topic=%s)",
+                match.rule,
+                match.key,
+                found.id,
+                found.entity,
+                found.topic,
+            )
+        return found
 
     def _related_tickets(self, top_posts: Sequence[Post]) -> list[dict[str, Any]]:
         """The complaint tickets most likely behind a new incident of a post rule.
@@ -346,7 +443,8 @@ class Detector:
                 count=max(post_count or 0, match.count),
                 window_minutes=window_minutes,
                 window_count=match.count,
-            )
+            ),
+            self.thresholds,
         )
         if graded.grade.severity <= match.grade.severity:
             return match
@@ -375,6 +473,8 @@ class Detector:
         }
         if match.ticket_ids:
             details["ticket_ids"] = list(match.ticket_ids[:50])
+        if len(incident.rules) > 1:
+            details["rules"] = list(incident.rules)
         if change.previous_grade is not None:
             details["previous_grade"] = change.previous_grade.value
         alert = self.state.add_alert(

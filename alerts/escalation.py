@@ -15,9 +15,11 @@ channel's ``min_grade`` still applies.
   at once (CLI, dashboard, signed link): :meth:`EscalationPolicy.escalate_now`.
 * **Resolved notice**: when an incident is resolved, every channel that was
   told about it gets a "事件解除" message.
-* **Silences** (``escalation.silences``): no message for a silenced rule/key
-  until the silence ends; incidents are still recorded. If the incident is
-  still active when the silence ends, its messages go out then.
+* **Silences** (:mod:`storage.silences`: stored ones from ``yuqing rules
+  silence add``, and ``escalation.silences`` in config): no message for a
+  silenced incident until the silence ends; incidents are still recorded.
+  If the incident is still active when the silence ends, its messages go
+  out then. Grade I is never held unless the silence includes it.
 * **Realert window** (``escalation.realert_minutes``): an incident of the same
   rule and key opened within that time after an equal-or-higher-graded one
   was resolved is recorded but not announced again at the same grade (a
@@ -59,9 +61,9 @@ from core.settings import (
     ChannelConfig,
     EscalationConfig,
     ReportingConfig,
-    Silence,
 )
 from core.vocab import Grade, IncidentStatus
+from storage.silences import SilenceRule, first_match, stored_silences
 
 logger = logging.getLogger(__name__)
 
@@ -151,16 +153,14 @@ class EscalationPolicy:
             and (c.audience is None or AUDIENCE_ORDER.index(c.audience) <= level)
         ]
 
-    def silence_for(self, incident: Incident, now: datetime) -> Silence | None:
-        """The configured silence covering ``incident`` at ``now``, if any."""
-        for silence in self.config.silences:
-            if (
-                silence.rule == incident.rule
-                and silence.key in (None, incident.key)
-                and now < silence.until
-            ):
-                return silence
-        return None
+    def silence_for(
+        self, incident: Incident, now: datetime, store: object | None = None
+    ) -> SilenceRule | None:
+        """The silence holding ``incident`` at ``now``: a stored one of ``store`` (when it
+        has a silences table) first, then the configured ones (:mod:`storage.silences`)."""
+        silences = stored_silences(store, now) if store is not None else []
+        silences += [SilenceRule.from_config(s) for s in self.config.silences]
+        return first_match(silences, incident, now)
 
     def due_to_escalate(
         self, incident: Incident, level: int, since: datetime, now: datetime
@@ -237,13 +237,14 @@ class EscalationPolicy:
         that was told about it. Idempotent.
         """
         assert incident.id is not None
-        silence = self.silence_for(incident, now)
+        silence = self.silence_for(incident, now, store)
         if silence is not None:
             logger.info(
-                "incident #%s: messages held by silence of rule=%s until %s (%s)",
+                "incident #%s: messages held by silence #%s (%s) until %s: %s",
                 incident.id,
-                silence.rule,
-                silence.until.isoformat(),
+                silence.id,
+                silence.describe(),
+                silence.ends_at.isoformat(),
                 silence.reason,
             )
             return 0
@@ -370,7 +371,14 @@ class EscalationPolicy:
         )
         for incident in active:
             assert incident.id is not None
-            if self.silence_for(incident, now) is not None:
+            silence = self.silence_for(incident, now, store)
+            held_by = None if silence is None else silence.id
+            mark = getattr(store, "mark_silenced", None)
+            if incident.silenced_by != held_by and mark is not None:
+                # Keep "silenced by" current as silences start and end; one column only,
+                # so a concurrent detection cycle's update of the incident is not undone.
+                mark(incident.id, held_by)
+            if silence is not None:
                 continue
             level, since = self.current_level(store, incident, now)
             if self.due_to_escalate(incident, level, since, now):

@@ -25,6 +25,11 @@ several critical posts      +1
 
 Points → grade: 0–1 IV, 2–3 III, 4–5 II, ≥ 6 I. Floors: any critical
 signal → at least III; ``several`` critical posts → at least II.
+
+Every cut-off (and the points of each grade) is configurable in the
+``grading:`` settings block (:class:`core.settings.GradingConfig`, validated
+at load); :meth:`Thresholds.from_config` turns it into :class:`Thresholds`.
+The defaults are the values in the table.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.models import Post
+from core.settings import GradingConfig
 from core.vocab import Grade, Platform
 
 SIGNAL_LABELS_ZH: dict[str, str] = {
@@ -62,9 +68,18 @@ class Thresholds:
     reach_high: int = 100_000
     reach_very_high: int = 1_000_000
     several_critical: int = 3
+    points_iii: int = 2
+    points_ii: int = 4
+    points_i: int = 6
+
+    @classmethod
+    def from_config(cls, config: GradingConfig) -> Thresholds:
+        """The thresholds of the ``grading:`` settings block (validated at load)."""
+        return cls(**config.model_dump())
 
 
 THRESHOLDS = Thresholds()
+"""The defaults (``grading:`` unset); equal to ``Thresholds.from_config(GradingConfig())``."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +115,6 @@ class Grading:
     def reason_text(self) -> str:
         """The reasons joined for a message line, e.g. ``出现挤兑传闻（bank_run）；媒体曝光``."""
         return "；".join(self.reasons)
-
-
-_SCORE_TO_GRADE = ((6, Grade.I), (4, Grade.II), (2, Grade.III))
 
 
 def _fmt_reach(reach: int) -> str:
@@ -158,7 +170,7 @@ def grade(factors: GradeFactors, thresholds: Thresholds = THRESHOLDS) -> Grading
         reasons.append(f"高危帖子 {factors.critical_count} 条")
 
     result = Grade.IV
-    for points, g in _SCORE_TO_GRADE:
+    for points, g in ((t.points_i, Grade.I), (t.points_ii, Grade.II), (t.points_iii, Grade.III)):
         if score >= points:
             result = g
             break

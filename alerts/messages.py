@@ -248,9 +248,49 @@ def _md(value: str) -> str:
     return value.replace("[", "［").replace("]", "］").replace("\n", " ").replace("#", "＃")
 
 
+@dataclass(frozen=True)
+class ReportMessage(Message):
+    """A report notification (the daily brief): subject, plain text and Markdown are fixed
+    by the report (``payload["kind"] == "report"``, Markdown in ``payload["markdown"]``),
+    not built from an incident, so the robots post the report's own summary."""
+
+    markdown_text: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.title
+
+    def text(self) -> str:
+        return self.note
+
+    def markdown(self, *, font_colors: bool = False) -> str:
+        return self.markdown_text or self.note
+
+    def html(self) -> str:
+        body = html.escape(self.note).replace("\n", "<br>")
+        return (
+            "<html><body style='font-family:sans-serif'>"
+            f"<h2>{html.escape(self.title)}</h2><p>{body}</p></body></html>"
+        )
+
+
+REPORT_KIND = "report"
+"""``Notification.payload["kind"]`` of report notifications (see :class:`ReportMessage`)."""
+
+
 def message_of(notification: Notification) -> Message:
     """The structured message of ``notification``; a plain-text one (no payload, or an
     unreadable one) becomes a message whose only content is its subject and body."""
+    if notification.payload.get("kind") == REPORT_KIND:
+        return ReportMessage(
+            kind="alert",
+            incident_id=notification.incident_id or 0,
+            title=notification.subject,
+            grade="IV",
+            at="",
+            note=notification.body,
+            markdown_text=str(notification.payload.get("markdown") or ""),
+        )
     if notification.payload:
         try:
             return Message.from_payload(notification.payload)

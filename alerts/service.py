@@ -14,13 +14,19 @@ id             what                                    when
                missing messages; resolved notices)
 ============== ======================================= =============================
 
+``daily_brief`` (when ``reports.daily_brief_enabled``): yesterday's 舆情日报 to
+head office daily at ``reports.daily_brief_time`` (local time, a cron trigger),
+through :func:`alerts.daily_brief.queue_daily_brief`, once per day and channel.
+It does not run at start, except to catch up a run missed while the service
+was down (the stored job's next run time has passed).
+
 **Crisis mode.** After every detection cycle the crawl jobs are rescheduled
 (:meth:`Service.apply_crisis_mode`): while an incident of
 ``scheduler.crisis_min_grade`` or above is active, the sources it was seen on
 are crawled ``scheduler.crisis_factor`` times as often; once it is resolved
 they return to ``interval_minutes``.
 
-All jobs also run once right at start, so a demo shows data at once.
+All jobs but ``daily_brief`` also run once right at start, so a demo shows data at once.
 
 Design notes (why it looks like this):
 
@@ -61,20 +67,23 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 from typing import IO, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from alerts.action_server import ActionServer
+from alerts.daily_brief import BriefOutcome, queue_daily_brief
 from alerts.detector import DetectionFailed, Detector
 from alerts.escalation import EscalationStore
 from alerts.notifiers import build_notifiers
 from alerts.outbox import DeliveryReport, deliver_due
+from alerts.tickets.push import TicketPushServer
 from core.models import Alert, CrawlRun, Incident, utcnow
 from core.ports import Notifier, PostStore, StateStore
 from core.settings import Settings
@@ -90,6 +99,7 @@ JOBSTORE_TABLE = "apscheduler_jobs"
 DETECT_JOB_ID = "detect"
 OUTBOX_JOB_ID = "outbox"
 ESCALATE_JOB_ID = "escalate"
+DAILY_BRIEF_JOB_ID = "daily_brief"
 CRAWL_JOB_PREFIX = "crawl:"
 OUTBOX_INTERVAL_SECONDS = 30
 STDERR_TAIL_CHARS = 2000
@@ -161,6 +171,11 @@ def run_escalate_job(service_key: str) -> None:
     _service(service_key).escalate()
 
 
+def run_daily_brief_job(service_key: str) -> None:
+    """Scheduler entry point of the ``daily_brief`` job."""
+    _service(service_key).daily_brief()
+
+
 def run_crawl_job(service_key: str, source: str) -> None:
     """Scheduler entry point of the ``crawl:<source>`` jobs."""
     _service(service_key).crawl(source)
@@ -215,6 +230,11 @@ class Service:
     ``serve_links=True`` also serves the signed action links
     (:class:`alerts.action_server.ActionServer` on ``ack_links.host:port``)
     from :meth:`start` to :meth:`stop`, when ``ack_links.enabled``.
+    ``ticket_push_token`` (set: serve) serves the complaint system's ticket push
+    endpoint (:class:`alerts.tickets.push.TicketPushServer` on
+    ``tickets.push_host:push_port``, as :attr:`ticket_push`) from :meth:`start`
+    to :meth:`stop`; a token shorter than 16 characters makes :meth:`start`
+    raise ``ValueError``, a port in use ``OSError``.
     """
 
     def __init__(
@@ -230,6 +250,7 @@ class Service:
         key: str = "default",
         outbox_interval_seconds: float = OUTBOX_INTERVAL_SECONDS,
         serve_links: bool = False,
+        ticket_push_token: str | None = None,
     ) -> None:
         self.settings = settings
         self.post_store = post_store
@@ -247,6 +268,8 @@ class Service:
         self.scheduler: BackgroundScheduler | None = None
         self.serve_links = serve_links
         self.action_server: ActionServer | None = None
+        self.ticket_push_token = ticket_push_token
+        self.ticket_push: TicketPushServer | None = None
         self._outbox_lock = threading.Lock()
         self._children_lock = threading.Lock()
         self._crisis_lock = threading.Lock()
@@ -284,6 +307,14 @@ class Service:
             "trigger": IntervalTrigger(seconds=self.settings.escalation.check_interval_seconds),
             "name": "escalate unacknowledged incidents, resolved notices",
         }
+        if self.settings.reports.daily_brief_enabled:
+            hour, minute = self.settings.reports.daily_brief_hour_minute
+            jobs[DAILY_BRIEF_JOB_ID] = {
+                "func": run_daily_brief_job,
+                "args": (self.key,),
+                "trigger": CronTrigger(hour=hour, minute=minute, timezone=self.settings.timezone),
+                "name": "daily brief (舆情日报) to head office",
+            }
         if self.crawl_command is not None:
             for source in self.settings.sources:
                 if source.enabled:
@@ -324,10 +355,19 @@ class Service:
                     # Stagger crawl children by a second each so they do not all fork at once.
                     first_run = now + timedelta(seconds=crawls)
                     crawls += 1
+                elif job_id == DAILY_BRIEF_JOB_ID:
+                    first_run = self._daily_brief_first_run(
+                        spec["trigger"], now, scheduler.get_job(DAILY_BRIEF_JOB_ID)
+                    )
                 scheduler.add_job(id=job_id, replace_existing=True, next_run_time=first_run, **spec)
             scheduler.resume()
             self._start_action_server()
+            self._start_ticket_push()
         except BaseException:
+            self._stop_ticket_push()
+            if self.action_server is not None:
+                self.action_server.stop()
+                self.action_server = None
             self._unregister()
             if self.scheduler is not None and self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
@@ -356,6 +396,7 @@ class Service:
         if self.action_server is not None:
             self.action_server.stop()
             self.action_server = None
+        self._stop_ticket_push()
         for source, proc in children.items():
             logger.info("stopping crawl child of %s (pid %s)", source, proc.pid)
             _terminate(proc)
@@ -428,6 +469,24 @@ class Service:
             on_change=self._deliver_now,
         )
         self.action_server.start()
+
+    def _start_ticket_push(self) -> None:
+        # The complaint system's push endpoint (issue 7) runs with the service
+        # when its token is set; it writes tickets to the service's state store.
+        if not self.ticket_push_token:
+            return
+        self.ticket_push = TicketPushServer(
+            self.state_store,
+            self.settings.tickets,
+            token=self.ticket_push_token,
+            timezone=self.settings.timezone,
+        )
+        self.ticket_push.start()
+
+    def _stop_ticket_push(self) -> None:
+        if self.ticket_push is not None:
+            self.ticket_push.stop()
+            self.ticket_push = None
 
     def _unregister(self) -> None:
         with _SERVICES_LOCK:
@@ -519,6 +578,31 @@ class Service:
         stepped = self.detector.policy.run_due(store, self.clock(), posts=self.post_store)
         self._deliver_now()
         return stepped
+
+    def daily_brief(self, day: date | None = None) -> BriefOutcome:
+        """Build and queue the daily brief of ``day`` (default: yesterday), deliver it now.
+
+        Idempotent per day and channel (outbox dedup key ``daily-brief:<date>``).
+        Store errors propagate (the scheduler logs the failed job).
+        """
+        outcome = queue_daily_brief(
+            self.settings, self.post_store, self.state_store, now=self.clock(), day=day
+        )
+        if outcome.queued:
+            self._deliver_now()
+        return outcome
+
+    @staticmethod
+    def _daily_brief_first_run(trigger: CronTrigger, now: datetime, stored: Any) -> datetime:
+        # Catch up: the stored job was due while the service was down (a restart
+        # after 08:30 that missed it) → run now; the outbox dedup keeps one brief
+        # per day. A first start (no stored job) waits for the configured time,
+        # so a fresh install does not send an old brief at once.
+        previous = getattr(stored, "next_run_time", None)
+        if previous is not None and previous <= now:
+            return now
+        due: datetime = trigger.get_next_fire_time(None, now)
+        return due
 
     def deliver(self) -> DeliveryReport | None:
         """Deliver due notifications; ``None`` if a delivery is already in progress."""

@@ -86,11 +86,32 @@ class Post(_Model):
     content_hash: str = ""
     matched_entities: list[str] = Field(default_factory=list)
     analysis: Analysis | None = None
+    duplicates: int = Field(
+        default=0,
+        ge=0,
+        description="reposts and near-copies of this text seen under other URLs and grouped "
+        "here instead of being stored as posts of their own (see docs/dedup.md)",
+    )
+    duplicate_reach: int = Field(
+        default=0, ge=0, description="the summed ``reach`` of those grouped copies"
+    )
+    extra: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="what only some platforms have, by name: a complaint's complaint_id, "
+        "status, collective_size; a reply's thread_url, thread_title, floor; an app "
+        "review's rating, version (see docs/crawling.md). Stored, not indexed.",
+    )
 
     @property
     def reach(self) -> int:
         """A rough audience size: followers plus engagement."""
         return (self.author_followers or 0) + self.reposts + self.comments + self.likes
+
+    @property
+    def group_reach(self) -> int:
+        """``reach`` of this post plus that of every copy grouped under it (summed: each
+        repost reaches its own audience)."""
+        return self.reach + self.duplicate_reach
 
 
 class PostQuery(_Model):
@@ -150,7 +171,8 @@ class UpsertResult(_Model):
 
 
 class Incident(_Model):
-    """A forming crisis: matches of one rule about one subject, close in time."""
+    """A forming crisis: matches about one subject, close in time (one rule or several:
+    ``rules``; grouping policy in ``alerts.incidents``)."""
 
     id: int | None = None
     rule: str
@@ -169,6 +191,18 @@ class Incident(_Model):
     topic: Topic | None = None
     entity: str | None = None
     sources: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(
+        default_factory=list,
+        description="every rule that matched into the incident, the opener first "
+        "(matches of several rules about one topic/entity join one incident)",
+    )
+    members: list[str] = Field(
+        default_factory=list,
+        description="'<rule>:<key>' of every match that joined the incident (grouping)",
+    )
+    silenced_by: int | None = Field(
+        default=None, description="id of the silence holding its notifications, if any"
+    )
     ticket_links: list[dict[str, Any]] = Field(
         default_factory=list,
         description="complaint tickets linked to the incident, best first: "

@@ -11,7 +11,7 @@ an empty result because something failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -103,6 +103,36 @@ class PostStore(Protocol):
 
     def close(self) -> None:
         """Release connections. Safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class ContentIndex(Protocol):
+    """Bulk look-ups (and repost counts) the crawl's dedup stage needs; both stores have them.
+
+    Kept apart from :class:`PostStore` so that read-only fakes need not grow.
+    Both methods take any number of keys (chunked inside) and raise
+    ``StoreUnavailable`` when the store cannot be asked — never an empty answer.
+    """
+
+    def existing_hashes(self, hashes: Sequence[str]) -> dict[str, str]:
+        """``{content_hash: post id}`` for each of ``hashes`` some stored post has.
+
+        When several posts share a hash, the id is the one stored first.
+        """
+        ...
+
+    def stored_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """``{post id: content_hash}`` for each of ``ids`` that is stored."""
+        ...
+
+    def set_group_counts(self, counts: Mapping[str, tuple[int, int]]) -> set[str]:
+        """Set ``Post.duplicates`` and ``Post.duplicate_reach`` of stored posts.
+
+        ``counts`` maps a post id to ``(duplicates, duplicate_reach)``; returns
+        the ids that are stored and were updated (the others are left alone).
+        Nothing else of the posts changes.
+        """
         ...
 
 

@@ -13,12 +13,15 @@ naming the file and the dotted key.
 from __future__ import annotations
 
 import os
+import re
+import string
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from jsonpath_ng.ext import parse as jsonpath_parse
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -81,17 +84,199 @@ class ListSelectors(_Strict):
     next_page: str | None = None
 
 
-class DetailSelectors(_Strict):
-    """Selectors on a detail page. ``text`` may match several nodes; they are joined."""
+class ExtraField(_Strict):
+    """A value kept in ``Post.extra``: where it is (a selector, or a JSONPath for
+    ``json_api`` sources) and whether it is read as text or as a number ("1.2万" → 12000)."""
 
-    title: str = Field(min_length=1)
-    text: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    type: Literal["str", "int"] = "str"
+    optional: bool = Field(
+        default=False, description="only some items have it: a miss is not a selector miss"
+    )
+
+
+_EXTRA_KEY = r"^[a-z][a-z0-9_]*$"
+
+
+def _check_extra_keys(extra: dict[str, Any]) -> dict[str, Any]:
+    bad = sorted(k for k in extra if not re.match(_EXTRA_KEY, k))
+    if bad:
+        raise ValueError(f"extra keys must be lower_snake_case: {bad}")
+    return extra
+
+
+class DetailSelectors(_Strict):
+    """Selectors on a detail page. ``text`` may match several nodes; they are joined.
+
+    ``main_text: auto`` takes the article's main text with trafilatura instead
+    of a ``text`` selector (navigation, related links, footers and ads are
+    left out); ``title``/``author``/``published_at`` selectors, when given,
+    still win over what trafilatura reads from the page's metadata. Leaving
+    ``text`` out means ``main_text: auto``. ``extra`` keeps named values
+    (a complaint id, a status) in ``Post.extra``.
+    """
+
+    title: str | None = Field(default=None, min_length=1)
+    text: str | None = Field(default=None, min_length=1)
+    main_text: Literal["selectors", "auto"] | None = None
     author: str | None = None
     published_at: str | None = None
     followers: str | None = None
     reposts: str | None = None
     comments: str | None = None
     likes: str | None = None
+    extra: dict[str, str | ExtraField] = Field(default_factory=dict)
+
+    _extra_keys = field_validator("extra")(_check_extra_keys)
+
+    @model_validator(mode="after")
+    def _text_or_auto(self) -> DetailSelectors:
+        if self.main_text is None:
+            self.main_text = "selectors" if self.text else "auto"
+        if self.main_text == "auto" and self.text:
+            raise ValueError("give either a 'text' selector or 'main_text: auto', not both")
+        if self.main_text == "selectors" and not (self.text and self.title):
+            raise ValueError("'text' and 'title' selectors are needed unless 'main_text: auto'")
+        return self
+
+
+class ReplySelectors(_Strict):
+    """Replies on a thread page (forum floors, Tieba 楼层): one post per ``item`` node.
+
+    The other selectors are relative to the node (XPath ones start with
+    ``xpath:.//``). A reply's URL is the thread's URL with ``?<id_param>=<id>``
+    (Tieba's ``?pid=``), so each reply is its own post; ``Post.extra`` links it
+    to its thread (``thread_url``, ``thread_title``, ``floor``). On the first
+    thread page the first node is the opening post (already the thread's post)
+    and is skipped unless ``skip_first: false``. ``next_page`` pages through the
+    thread up to ``max_pages``.
+    """
+
+    item: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    id_param: str = Field(default="pid", pattern=r"^[A-Za-z0-9_]+$")
+    author: str | None = None
+    published_at: str | None = None
+    floor: str | None = None
+    followers: str | None = None
+    likes: str | None = None
+    next_page: str | None = None
+    max_pages: int = Field(default=5, ge=1, description="thread pages followed per thread")
+    skip_first: bool = True
+
+
+JSON_FIELDS = (
+    "id",
+    "text",
+    "title",
+    "author",
+    "author_followers",
+    "reposts",
+    "comments",
+    "likes",
+    "published_at",
+    "url",
+)
+"""The fields a ``json_api`` source maps from each item with a JSONPath."""
+
+
+class JsonFields(_Strict):
+    """JSONPaths, relative to one item, of the post's fields (only ``text`` is required)."""
+
+    text: str = Field(min_length=1)
+    id: str | None = None
+    title: str | None = None
+    author: str | None = None
+    author_followers: str | None = None
+    reposts: str | None = None
+    comments: str | None = None
+    likes: str | None = None
+    published_at: str | None = None
+    url: str | None = None
+
+
+class JsonPagination(_Strict):
+    """How a ``json_api`` source asks for the next page.
+
+    Page numbers: ``param`` (a query parameter set to ``start``, ``start+step`` …),
+    or ``{page}`` in the start URL. Cursor: ``cursor`` is the JSONPath (from the
+    response root) of the next page's cursor, sent as ``param`` or put into
+    ``{cursor}`` of the start URL; the first request goes without one.
+    Paging stops at ``max_pages``, at a page without items, or without a cursor.
+    """
+
+    param: str | None = Field(default=None, min_length=1)
+    start: int = 1
+    step: int = Field(default=1, ge=1)
+    cursor: str | None = Field(default=None, min_length=1)
+
+
+class JsonLongText(_Strict):
+    """Items whose text is cut short (Weibo ``isLongText``): fetch the full text.
+
+    When ``flag`` (a JSONPath on the item) is true, ``url_template`` (with
+    ``{field}`` placeholders of the mapped fields, e.g. ``{id}``) is fetched
+    and ``text`` (a JSONPath from that response's root) replaces the item's text.
+    """
+
+    flag: str = Field(min_length=1)
+    url_template: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class JsonApiConfig(_Strict):
+    """A JSON API source: where the items are and a JSONPath field map (jsonpath-ng syntax).
+
+    ``items`` is the JSONPath (from the response root) of the list of items,
+    e.g. ``data.cards[*].mblog``. Each post needs a URL: ``fields.url`` or
+    ``url_template`` built from mapped fields (``https://m.weibo.cn/detail/{id}``).
+    ``text_html: true`` turns HTML in the text into plain text. ``extra`` keeps
+    named values in ``Post.extra`` (an app review's ``rating`` and ``version``).
+    """
+
+    items: str = Field(min_length=1)
+    fields: JsonFields
+    url_template: str | None = None
+    title_template: str | None = Field(
+        default=None,
+        description="the post title from mapped fields, e.g. '澜海手机银行评价：{title}' "
+        "(app reviews rarely name the bank; the title says whose app it is)",
+    )
+    text_html: bool = False
+    pagination: JsonPagination | None = None
+    long_text: JsonLongText | None = None
+    extra: dict[str, str | ExtraField] = Field(default_factory=dict)
+
+    _extra_keys = field_validator("extra")(_check_extra_keys)
+
+    def jsonpaths(self) -> dict[str, str]:
+        """Every JSONPath of this config by its dotted key (``fields.author`` …)."""
+        paths = {"items": self.items}
+        for name in JSON_FIELDS:
+            value = getattr(self.fields, name)
+            if value is not None:
+                paths[f"fields.{name}"] = value
+        if self.pagination is not None and self.pagination.cursor is not None:
+            paths["pagination.cursor"] = self.pagination.cursor
+        if self.long_text is not None:
+            paths["long_text.flag"] = self.long_text.flag
+            paths["long_text.text"] = self.long_text.text
+        for key, spec in self.extra.items():
+            paths[f"extra.{key}"] = spec if isinstance(spec, str) else spec.query
+        return paths
+
+
+def check_jsonpath(expr: str) -> None:
+    """Raise ``ValueError`` if ``expr`` is not a JSONPath jsonpath-ng (ext) can parse."""
+    try:
+        jsonpath_parse(expr)
+    except Exception as exc:  # jsonpath-ng raises several unrelated types for bad input
+        raise ValueError(f"bad JSONPath {expr!r}: {exc}") from None
+
+
+def _template_fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 class SourceConfig(_Strict):
@@ -106,11 +291,70 @@ class SourceConfig(_Strict):
     max_pages: int = Field(default=5, ge=1, description="list pages followed per crawl")
     listing: ListSelectors | None = None
     detail: DetailSelectors | None = None
+    replies: ReplySelectors | None = Field(
+        default=None, description="html: replies on the detail (thread) page, one post each"
+    )
+    api: JsonApiConfig | None = Field(default=None, description="json_api: items and field map")
+    cookies_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="env variable holding the Cookie header (e.g. YUQING_COOKIES__WEIBO)",
+    )
+    login_required: bool = Field(
+        default=False, description="the site shows nothing without cookies: do not crawl without"
+    )
 
     @model_validator(mode="after")
     def _html_needs_selectors(self) -> SourceConfig:
         if self.kind is SourceKind.HTML and (self.listing is None or self.detail is None):
             raise ValueError("an html source needs both 'listing' and 'detail' selectors")
+        return self
+
+    @model_validator(mode="after")
+    def _kind_sections(self) -> SourceConfig:
+        # Named in every message: the error's location is only "sources.<index>".
+        where = f"source {self.name!r}"
+        if self.replies is not None and self.kind is not SourceKind.HTML:
+            raise ValueError(f"{where}: 'replies' is for html sources")
+        if self.login_required and not self.cookies_env:
+            raise ValueError(f"{where}: login_required needs cookies_env (the env variable)")
+        if self.kind is not SourceKind.JSON_API:
+            if self.api is not None:
+                raise ValueError(f"{where}: 'api' is for json_api sources")
+            return self
+        if self.api is None:
+            raise ValueError(f"{where}: a json_api source needs an 'api' section")
+        api = self.api
+        for key, expr in api.jsonpaths().items():
+            try:
+                check_jsonpath(expr)
+            except ValueError as exc:
+                raise ValueError(f"{where}: api.{key}: {exc}") from None
+        mapped = {n for n in JSON_FIELDS if getattr(api.fields, n) is not None}
+        if api.fields.url is None and api.url_template is None:
+            raise ValueError(f"{where}: api needs fields.url or url_template (posts need a URL)")
+        templates = {"api.url_template": api.url_template, "api.title_template": api.title_template}
+        if api.long_text is not None:
+            templates["api.long_text.url_template"] = api.long_text.url_template
+        for key, template in templates.items():
+            if template is None:
+                continue
+            try:
+                unknown = sorted(_template_fields(template) - mapped)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {key}: bad template {template!r}: {exc}") from None
+            if unknown:
+                raise ValueError(
+                    f"{where}: {key} uses {unknown}, which are not mapped in api.fields"
+                )
+        paging = api.pagination
+        if paging is not None:
+            slot = "{cursor}" if paging.cursor else "{page}"
+            in_url = all(slot in url for url in self.start_urls)
+            if paging.param is None and not in_url:
+                raise ValueError(
+                    f"{where}: api.pagination needs 'param' or {slot} in every start URL"
+                )
         return self
 
     @field_validator("start_urls")
@@ -120,6 +364,28 @@ class SourceConfig(_Strict):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"start URL must be http(s): {url!r}")
         return urls
+
+
+class CalendarPeriod(_Strict):
+    """A known special period for the volume baseline (国庆/春节 quieter, 双11 busier).
+
+    ``[start, end)`` with a time zone; ``factor`` multiplies the expected
+    level while it is on (0.5 quieter, 3 = three times the usual volume).
+    """
+
+    name: str = Field(min_length=1)
+    start: datetime
+    end: datetime
+    factor: float = Field(default=1.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _order(self) -> CalendarPeriod:
+        for what, value in (("start", self.start), ("end", self.end)):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"calendar {self.name!r}: {what} needs a time zone (+08:00)")
+        if self.end <= self.start:
+            raise ValueError(f"calendar {self.name!r}: end must be after start")
+        return self
 
 
 class _RuleOptions(_Strict):
@@ -151,6 +417,18 @@ class VolumeSpikeRule(_RuleOptions):
         le=28,
         description="> 0: the baseline is the same clock window on each of the past N days "
         "(hour-of-day seasonality) instead of the windows just before",
+    )
+    seasonal_weeks: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="> 0: also the same clock window on the same weekday of each of the past "
+        "N weeks (hour-of-day x weekday seasonality); with seasonal_days 0, only those",
+    )
+    calendar: list[CalendarPeriod] = Field(
+        default_factory=list,
+        description="known special periods (holidays, shopping festivals): left out of the "
+        "baseline, and while one is on the expected level is multiplied by its factor",
     )
 
 
@@ -310,6 +588,9 @@ class Silence(_Strict):
     key: str | None = None
     until: datetime
     reason: str = ""
+    include_grade_i: bool = Field(
+        default=False, description="also hold grade I (特别重大) incidents (never by default)"
+    )
 
     @field_validator("until")
     @classmethod
@@ -410,6 +691,62 @@ class SchedulerConfig(_Strict):
     crisis_min_grade: Literal["IV", "III", "II", "I"] = "III"
 
 
+class GradingConfig(_Strict):
+    """Cut-offs of incident grading (:mod:`alerts.grading`); the defaults are the bank's
+    rule of thumb. Points: volume +1/+2, velocity +2, negativity +1, reach +1/+2, media +1,
+    regulator +2, several critical posts +1; points → grade by ``points_*``."""
+
+    volume_high: int = Field(default=50, ge=1, description="incident posts for +1")
+    volume_very_high: int = Field(default=200, ge=1, description="incident posts for +2")
+    velocity_factor: float = Field(
+        default=2.0, gt=0, description="x the rule's own threshold ratio for +2"
+    )
+    negative_share: float = Field(default=0.6, gt=0, le=1, description="negative share for +1")
+    negative_min_posts: int = Field(default=10, ge=1, description="…with at least this many posts")
+    reach_high: int = Field(default=100_000, ge=1, description="largest single post reach for +1")
+    reach_very_high: int = Field(default=1_000_000, ge=1, description="…for +2")
+    several_critical: int = Field(
+        default=3, ge=2, description="critical posts for +1 and at least grade II"
+    )
+    points_iii: int = Field(default=2, ge=1, description="points for grade III (较大)")
+    points_ii: int = Field(default=4, ge=1, description="points for grade II (重大)")
+    points_i: int = Field(default=6, ge=1, description="points for grade I (特别重大)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GradingConfig:
+        pairs = (
+            ("volume_very_high", self.volume_very_high, "volume_high", self.volume_high),
+            ("reach_very_high", self.reach_very_high, "reach_high", self.reach_high),
+            ("points_ii", self.points_ii, "points_iii", self.points_iii),
+            ("points_i", self.points_i, "points_ii", self.points_ii),
+        )
+        for key, value, lower_key, lower in pairs:
+            if value <= lower:
+                raise ValueError(
+                    f"grading.{key} ({value}) must be greater than grading.{lower_key} ({lower})"
+                )
+        return self
+
+
+class GroupingConfig(_Strict):
+    """Matches of different rules about the same topic/entity join one incident
+    (:mod:`alerts.incidents`)."""
+
+    enabled: bool = True
+    join_minutes: float = Field(
+        default=120,
+        gt=0,
+        description="an active incident updated within this time can absorb a match "
+        "about the same entity (and topic)",
+    )
+    entity_share: float = Field(
+        default=0.3, gt=0, le=1, description="share of a match's posts naming a branch/product"
+    )
+    topic_share: float = Field(
+        default=0.5, gt=0, le=1, description="share of a match's posts of its majority topic"
+    )
+
+
 DEMO_PASSWORD_HASHES = frozenset(
     {
         # config/demo.yaml's users (passwords documented there): refused in prod.
@@ -471,6 +808,12 @@ class CrawlConfig(_Strict):
     concurrent_per_domain: int = Field(default=2, ge=1)
     retry_times: int = Field(default=3, ge=0)
     timeout_seconds: int = Field(default=30, ge=1)
+    store_batch_size: int = Field(
+        default=50, ge=1, description="posts per store write (a failed batch is spooled whole)"
+    )
+    incremental: bool = Field(
+        default=True, description="do not fetch again the item pages of posts already stored"
+    )
 
 
 def _cols(*names: str) -> list[str]:
@@ -506,6 +849,43 @@ class TicketColumns(_Strict):
     )
 
 
+DEFAULT_CLOSED_TICKET_STATUSES = (
+    "已办结", "办结", "已完结", "已结案", "结案", "已关闭", "关闭", "已解决",
+    "closed", "resolved", "done",
+)  # fmt: skip
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ReportsConfig(_Strict):
+    """The scheduled daily brief (舆情日报) of ``yuqing run``.
+
+    At ``daily_brief_time`` (local ``HH:MM`` in the top-level ``timezone``)
+    the service builds yesterday's brief and queues it once per day: e-mail
+    channels get the PDF attached, the others a Markdown summary with a link.
+    ``daily_brief_channels`` names the channels; by default every enabled
+    channel whose ``audience`` is ``head_office`` or unset (head office, per
+    the escalation ladder).
+    """
+
+    daily_brief_enabled: bool = True
+    daily_brief_time: str = "08:30"
+    daily_brief_channels: list[str] | None = None
+
+    @field_validator("daily_brief_time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not _HHMM.match(value.strip()):
+            raise ValueError("expected a local time HH:MM (00:00–23:59), e.g. '08:30'")
+        return value.strip()
+
+    @property
+    def daily_brief_hour_minute(self) -> tuple[int, int]:
+        hour, minute = self.daily_brief_time.split(":")
+        return int(hour), int(minute)
+
+
 class TicketsConfig(_Strict):
     """How complaint-ticket exports are read (``yuqing tickets import``).
 
@@ -526,6 +906,11 @@ class TicketsConfig(_Strict):
     push_port: int = Field(default=8789, ge=0, le=65535)
     push_token_env: str = "YUQING_TICKETS_PUSH_TOKEN"
     push_max_bytes: int = Field(default=5_000_000, ge=1024)
+    closed_statuses: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CLOSED_TICKET_STATUSES),
+        description="ticket statuses that mean the complaint is closed (case-insensitive); "
+        "a problem record shows when all its tickets are closed",
+    )
 
     @field_validator("required")
     @classmethod
@@ -564,6 +949,9 @@ class Settings(BaseSettings):
     ack_links: AckLinkConfig = AckLinkConfig()
     reporting: ReportingConfig = ReportingConfig()
     tickets: TicketsConfig = TicketsConfig()
+    reports: ReportsConfig = ReportsConfig()
+    grading: GradingConfig = GradingConfig()
+    grouping: GroupingConfig = GroupingConfig()
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:
@@ -595,6 +983,12 @@ class Settings(BaseSettings):
         dup = sorted({n for n in channel_names if channel_names.count(n) > 1})
         if dup:
             raise ValueError(f"channels: duplicate channel names {dup}")
+        unknown = sorted(set(self.reports.daily_brief_channels or ()) - set(channel_names))
+        if unknown:
+            raise ValueError(
+                f"reports.daily_brief_channels: unknown channels {unknown}; "
+                f"configured channels: {channel_names}"
+            )
         return self
 
     def source(self, name: str) -> SourceConfig:

@@ -88,6 +88,7 @@ class SourceKind(StrEnum):
 
     RSS = "rss"
     HTML = "html"
+    JSON_API = "json_api"
 
 
 class Platform(StrEnum):

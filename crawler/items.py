@@ -34,6 +34,8 @@ class RawPost:
     """Counts as shown ("1.2万", "1,234", "回复 12") or ints; parsed by the validate stage."""
     native_id: str | None = None
     """The platform's own id of the item, when the page shows one (kept for logs)."""
+    extra: dict[str, str | int] = field(default_factory=dict)
+    """Platform-specific values copied to ``Post.extra`` (complaint status, thread link …)."""
 
     # -- derived, set by the pipeline stages ------------------------------------
     post_id: str | None = None

@@ -142,3 +142,31 @@ class CharsetMiddleware:
                 actual,
             )
         return response.replace(encoding=actual)
+
+
+class SourceCookiesMiddleware:
+    """Send a source's Cookie header (from its ``cookies_env`` variable) to its own hosts.
+
+    The spider holds the header in ``cookie_header`` and the hosts of its
+    start URLs in ``cookie_hosts``; a request to any other host (a link to
+    another site, a CDN) never carries the cookies. Scrapy's own cookie
+    handling stays off (``COOKIES_ENABLED = False``): a monitor must not
+    collect session state between runs.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        spider = self.crawler.spider
+        header = getattr(spider, "cookie_header", None)
+        if not header or "Cookie" in request.headers:
+            return
+        host = request.url.split("/")[2].split(":")[0].lower() if "//" in request.url else ""
+        hosts = {h.lower() for h in getattr(spider, "cookie_hosts", ())}
+        if host in hosts or any(host.endswith("." + h) for h in hosts):
+            request.headers["Cookie"] = header

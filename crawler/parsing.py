@@ -22,6 +22,8 @@ _MONTH_DAY = re.compile(
 _RELATIVE = re.compile(r"(?P<n>\d+)\s*(?P<unit>秒|分钟|分|小时|天)\s*前")
 _DAY_WORD = re.compile(r"(?P<word>今天|昨天|前天)(?:\s*(?P<h>\d{1,2})\s*[:：]\s*(?P<mi>\d{2}))?")
 _EPOCH = re.compile(r"^\d{10}(?:\d{3})?(?:\.\d+)?$")
+# Weibo's API (and Twitter's): "Mon Nov 23 14:05:09 +0800 2026".
+_CTIME_ZONE = re.compile(r"^[A-Za-z]{3} [A-Za-z]{3} \d{1,2} \d{2}:\d{2}:\d{2} [+-]\d{4} \d{4}$")
 _COUNT = re.compile(r"(?P<n>\d+(?:[.,]\d+)*)\s*(?P<unit>万|w|W|亿|k|K|千)?")
 
 
@@ -31,7 +33,8 @@ def parse_published(
     """The UTC publish time that ``raw`` describes, or ``None`` if it describes none.
 
     Accepts an aware or naive ``datetime``; ISO 8601 ("2026-11-23T14:05:00+08:00");
-    RFC 822 ("Mon, 23 Nov 2026 14:05:09 +0800"); local formats found on Chinese
+    RFC 822 ("Mon, 23 Nov 2026 14:05:09 +0800"); Weibo's API form
+    ("Mon Nov 23 14:05:09 +0800 2026"); local formats found on Chinese
     sites ("2026-11-23 14:05", "2026/11/23 14:05:09", "2026年11月23日 14:05",
     "2026/11/23", embedded in text such as "发表于 …"); a month and day without
     a year ("11-23 14:05", "11月23日") in the year of ``now`` (the year before
@@ -57,6 +60,11 @@ def parse_published(
         return _to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
     except ValueError:
         pass
+    if _CTIME_ZONE.match(text):
+        try:
+            return _to_utc(datetime.strptime(text, "%a %b %d %H:%M:%S %z %Y"), zone)
+        except ValueError:
+            pass
     if re.match(r"^[A-Za-z]{3},?\s+\d", text) or re.match(r"^\d{1,2}\s+[A-Za-z]{3}\s+\d{4}", text):
         try:
             return _to_utc(parsedate_to_datetime(text), zone)

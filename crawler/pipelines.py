@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
@@ -29,14 +31,16 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.statscollectors import StatsCollector
 
-from core.errors import PermanentStoreError, StoreUnavailable
+from core.errors import StoreUnavailable
 from core.ids import content_hash, post_id_from_url
-from core.models import Post, PostQuery
-from core.ports import PostStore
+from core.models import Post
+from core.ports import ContentIndex, PostStore
 from core.vocab import Platform
 from crawler.items import RawPost
+from crawler.neardup import Fingerprint, copy_similarity, fingerprint, normalised
 from crawler.parsing import parse_count, parse_published
 from crawler.services import SERVICES_KEY, CrawlServices, EntityMatcher, TextAnalyzer
+from storage.dedup_index import DedupIndex, DuplicateLink
 
 log = logging.getLogger(__name__)
 
@@ -215,86 +219,207 @@ class MentionFilterPipeline(_Stage):
 
 
 class DedupPipeline(_Stage):
-    """Drop what this crawl already kept, and what the store holds unchanged.
+    """Drop what this crawl already kept or the store holds; group reposts under their original.
 
-    Within a run: the same post id twice ("duplicate id") or the same cleaned
-    text under another URL — a repost ("duplicate content"). Against the store:
-    a post whose id is stored with the same content hash ("already stored");
-    a stored post whose text changed goes on and is updated; a new id whose
-    exact text is already stored under another id is a repost too
-    ("duplicate content", found by a full-text search on the text and a
-    content-hash comparison) — without that, which copy of a repost is kept
-    would depend on the order pages arrive, and a re-crawl could add the
-    other one. If the store cannot be asked (``StoreUnavailable``) the post
-    goes on: the upsert is idempotent and the store stage spools it.
+    In order, for each post (``docs/dedup.md`` has the design and its costs):
 
-    Disabled (``NotConfigured``) when ``YUQING_DEDUP_ENABLED`` is false.
+    1. the same post id twice in this crawl → "duplicate id";
+    2. an id stored with the same content hash → "already stored"; stored with
+       another hash → the text changed: the post goes on and is updated;
+    3. a new id whose exact text (content hash) was kept earlier in this crawl
+       or is stored under another id (``ContentIndex.existing_hashes``, one
+       indexed look-up) → a repost: "duplicate content";
+    4. a new id whose text is a near-copy of a post of the last
+       ``DedupIndex.window``: MinHash LSH candidates (≥ 3 of 16 band keys
+       shared), then at least
+       ``YUQING_NEAR_DUP_THRESHOLD`` (default 0.9) of the candidate's 3-grams
+       repeated, no number of it changed, and no watched entity it lacks
+       (滨江支行 vs 城西支行 are two stories) → "near duplicate".
+
+    Copies found in 3 and 4 are recorded in the ``DedupIndex`` under the
+    original's id (kind, similarity, reach, URL); the store stage then refreshes
+    the original's ``duplicates`` and ``duplicate_reach``. A copy recorded in
+    an earlier crawl is found the same way and dropped as "already grouped"
+    (counted once, ever). Which copy is the
+    original never depends on page order across crawls: it is always the one
+    stored first. Without a ``DedupIndex`` exact copies are dropped ungrouped
+    and near-copies are kept.
+
+    If the store cannot be asked (``StoreUnavailable``) the post goes on: the
+    upsert is idempotent and the store stage spools it; a repost stored twice
+    is harmless, a post lost is not. Disabled (``NotConfigured``) when
+    ``YUQING_DEDUP_ENABLED`` is false.
     """
 
-    def __init__(self, stats: StatsCollector, store: PostStore) -> None:
+    # Texts remembered for near-copy checks without a store read (least recently used out).
+    _TEXTS_KEPT = 20_000
+
+    def __init__(
+        self,
+        stats: StatsCollector,
+        store: PostStore,
+        index: DedupIndex | None = None,
+        *,
+        near_threshold: float = 0.9,
+    ) -> None:
         super().__init__(stats)
         self.store = store
+        self.lookups: ContentIndex | None = store if isinstance(store, ContentIndex) else None
+        self.index = index
+        self.near_threshold = near_threshold
         self.seen_ids: set[str] = set()
         self.seen_hashes: dict[str, str] = {}
-        self._warned_store = False
+        self._texts: OrderedDict[str, tuple[str, frozenset[str]]] = OrderedDict()
+        self._warned: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         if not crawler.settings.getbool("YUQING_DEDUP_ENABLED", True):
             raise NotConfigured("YUQING_DEDUP_ENABLED is false")
         services = services_from(crawler, "DedupPipeline")
-        return cls(_require_stats(crawler), services.post_store)
+        threshold = crawler.settings.getfloat("YUQING_NEAR_DUP_THRESHOLD", 0.9)
+        return cls(
+            _require_stats(crawler),
+            services.post_store,
+            services.dedup_index,
+            near_threshold=threshold,
+        )
+
+    def _unavailable(self, what: str, exc: Exception) -> None:
+        self.stats.inc_value(f"yuqing/dedup/{what}_unavailable")
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(
+                "dedup: %s unavailable (%s); keeping posts (the store stage spools them)",
+                what,
+                exc,
+            )
 
     def process_item(self, item: Any) -> RawPost:
         raw = self._check(item)
-        assert raw.post_id is not None and raw.content_hash is not None, "validate/clean first"
-        if raw.post_id in self.seen_ids:
+        pid, digest = raw.post_id, raw.content_hash
+        assert pid is not None and digest is not None, "validate/clean first"
+        if pid in self.seen_ids:
             raise self.drop(raw, "duplicate id")
-        self.seen_ids.add(raw.post_id)
+        self.seen_ids.add(pid)
         try:
-            stored = self.store.get(raw.post_id)
+            stored_hash = self._stored_hash(pid)
             store_known = True
         except StoreUnavailable as exc:
-            stored, store_known = None, False
-            self.stats.inc_value("yuqing/dedup/store_unavailable")
-            if not self._warned_store:
-                self._warned_store = True
-                log.warning(
-                    "dedup: store unavailable (%s); keeping posts, the store stage will spool them",
-                    exc,
-                )
+            stored_hash, store_known = None, False
+            self._unavailable("store", exc)
         # The store is asked first so a stored post is always "already stored",
         # whichever copy of a repost this crawl happened to see first.
-        if stored is not None and stored.content_hash == raw.content_hash:
-            self.seen_hashes.setdefault(raw.content_hash, raw.post_id)
+        if stored_hash == digest:
+            self.seen_hashes.setdefault(digest, pid)
             raise self.drop(raw, "already stored")
-        if raw.content_hash in self.seen_hashes:
-            raise self.drop(raw, "duplicate content")
-        self.seen_hashes[raw.content_hash] = raw.post_id
-        if stored is not None:
+        if stored_hash is not None:
             self.stats.inc_value("yuqing/dedup/changed")
+            self.seen_hashes[digest] = pid
+            self._remember(raw, fingerprint(raw.text) if self.index is not None else None)
             return raw
-        if store_known:
-            twin = self._stored_twin(raw)
-            if twin is not None:
-                log.debug("%s repeats the text of stored post %s", raw.url, twin)
-                raise self.drop(raw, "duplicate content")
+        original = self.seen_hashes.get(digest)
+        if original is None and store_known and self.lookups is not None:
+            try:
+                original = self.lookups.existing_hashes([digest]).get(digest)
+            except StoreUnavailable as exc:
+                self._unavailable("store", exc)
+        if original is not None and original != pid:
+            if not self._group(raw, original, "exact", 1.0):
+                raise self.drop(raw, "already grouped")
+            raise self.drop(raw, "duplicate content")
+        fp = fingerprint(raw.text) if self.index is not None else None
+        if fp is not None:
+            near = self._near_copy_of(raw, fp)
+            if near is not None:
+                if not self._group(raw, near[0], "near", near[1]):
+                    raise self.drop(raw, "already grouped")
+                raise self.drop(raw, "near duplicate")
+        self.seen_hashes[digest] = pid
+        self._remember(raw, fp)
         return raw
 
-    def _stored_twin(self, item: RawPost) -> str | None:
-        """The id of a stored post with exactly this text under another id, if any."""
+    def _stored_hash(self, post_id: str) -> str | None:
+        if self.lookups is not None:
+            return self.lookups.stored_hashes([post_id]).get(post_id)
+        stored = self.store.get(post_id)
+        return None if stored is None else stored.content_hash
+
+    def _remember(self, raw: RawPost, fp: Fingerprint | None) -> None:
+        """Make a kept post a near-copy candidate for the rest of this crawl and later ones."""
+        if self.index is None or fp is None or raw.post_id is None:
+            return
+        self.index.add(raw.post_id, fp.bands)
+        self._keep_text(raw.post_id, (fp.norm, frozenset(raw.matched_entities)))
+
+    def _keep_text(self, post_id: str, known: tuple[str, frozenset[str]]) -> None:
+        # An LRU: candidates are often the same few early posts of a band key
+        # (see DedupIndex), so a store read per candidate would be mostly repeats.
+        self._texts[post_id] = known
+        if len(self._texts) > self._TEXTS_KEPT:
+            self._texts.popitem(last=False)
+
+    def _near_copy_of(self, raw: RawPost, fp: Fingerprint) -> tuple[str, float] | None:
+        """(original id, similarity) of the best earlier post this text copies, if any."""
+        assert self.index is not None and raw.post_id is not None
         try:
-            page = self.store.search(PostQuery(text=item.text), sort="relevance", limit=20)
-        except (StoreUnavailable, PermanentStoreError) as exc:
-            # Not knowing means keeping the post: a repost stored twice is harmless,
-            # a post lost is not.
-            self.stats.inc_value("yuqing/dedup/twin_check_failed")
-            log.debug("dedup: cannot search the store for a twin of %s: %s", item.url, exc)
+            candidates = self.index.candidates(fp.bands)
+        except StoreUnavailable as exc:
+            self._unavailable("dedup_index", exc)
             return None
-        for hit in page.hits:
-            if hit.post.content_hash == item.content_hash and hit.post.id != item.post_id:
-                return hit.post.id
+        # Candidates share ≥ 3 of 16 LSH keys (an estimate of the 3-gram
+        # Jaccard); the texts decide (neardup.copy_similarity).
+        entities = frozenset(raw.matched_entities)
+        for cid, _shared in candidates:
+            if cid == raw.post_id:
+                continue
+            known = self._texts.get(cid)
+            if known is None:
+                try:
+                    stored = self.store.get(cid)
+                except StoreUnavailable as exc:
+                    self._unavailable("store", exc)
+                    return None
+                if stored is None:
+                    continue  # pruned, refused or still spooled: not an original to group under
+                known = (normalised(stored.text), frozenset(stored.matched_entities))
+                self._keep_text(cid, known)
+            else:
+                self._texts.move_to_end(cid)  # least recently used goes first
+            norm, their_entities = known
+            if not entities <= their_entities:
+                continue  # names a branch or product the candidate does not: another story
+            similarity = copy_similarity(fp.norm, norm)
+            if similarity >= self.near_threshold:
+                return cid, round(similarity, 3)
         return None
+
+    def _group(self, raw: RawPost, original: str, kind: str, similarity: float) -> bool:
+        """Record ``raw`` as a copy of ``original``; ``False`` if it was recorded before."""
+        assert raw.post_id is not None
+        log.debug("%s is a %s copy of %s (%.2f)", raw.url, kind, original, similarity)
+        if self.index is None:
+            return True
+        counts = raw.counts
+        reach = sum(counts.get(k) or 0 for k in ("followers", "reposts", "comments", "likes"))
+        link = DuplicateLink(
+            id=raw.post_id,
+            original_id=original,
+            url=raw.url,
+            source=raw.source,
+            kind=kind,
+            similarity=similarity,
+            reach=reach,
+            seen_at=int(time.time()),
+        )
+        try:
+            if not self.index.record(link):
+                return False
+        except StoreUnavailable as exc:
+            self._unavailable("dedup_index", exc)
+            return True
+        self.stats.inc_value(f"yuqing/dedup/grouped_{kind}")
+        return True
 
 
 class AnalyzePipeline(_Stage):
@@ -352,6 +477,7 @@ def to_post(item: RawPost) -> Post:
         content_hash=item.content_hash or "",
         matched_entities=item.matched_entities,
         analysis=item.analysis,
+        extra=item.extra,
     )
 
 
@@ -367,8 +493,10 @@ class StorePipeline(_Stage):
         super().__init__(stats)
         self.store = services.post_store
         self.spool = services.spool
+        self.index = services.dedup_index
         self.batch_size = batch_size
         self.buffer: list[Post] = []
+        self._touched: set[str] = set()  # originals with new copies, stored in an earlier batch
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -378,6 +506,13 @@ class StorePipeline(_Stage):
 
     def open_spider(self) -> None:
         self.replay_spool()
+        if self.index is not None:
+            # Originals whose repost counts an earlier crawl could not write
+            # (they were spooled): refreshed at this crawl's end.
+            try:
+                self._touched |= self.index.take_stale()
+            except StoreUnavailable as exc:
+                log.warning("dedup index: %s; stale repost counts wait for the next crawl", exc)
 
     def replay_spool(self) -> None:
         """Write spooled batches from earlier crawls; leave them spooled if the store is down."""
@@ -411,13 +546,38 @@ class StorePipeline(_Stage):
         return raw
 
     def close_spider(self) -> None:
-        self.flush()
+        self.flush(final=True)
+        if self.index is not None:
+            try:
+                self.index.flush()
+            except StoreUnavailable as exc:
+                log.error("dedup index: %s; repost groups of this crawl are not recorded", exc)
+                self.stats.inc_value(ERRORS_PREFIX + "dedup_index")
 
-    def flush(self) -> None:
-        """Upsert the buffered posts; on ``StoreUnavailable`` spool them instead."""
-        if not self.buffer:
+    # Originals stored in earlier batches are re-read and re-written to refresh
+    # their counts; doing it once this many have new copies (and at the end of
+    # the crawl), not every batch, writes a much-reposted original once per crawl.
+    _REFRESH_EVERY = 1000
+
+    def flush(self, *, final: bool = False) -> None:
+        """Upsert the buffered posts; on ``StoreUnavailable`` spool them instead.
+
+        Buffered posts get their ``duplicates`` and ``duplicate_reach`` from the
+        dedup index (so re-crawling an original never resets them). Originals
+        stored earlier that got new copies (reposts grouped by the dedup stage)
+        are re-read and written in the same batch with refreshed counts, when
+        ``_REFRESH_EVERY`` are waiting and on the ``final`` flush.
+        """
+        if self.index is not None:
+            self._touched |= self.index.take_touched()
+        refresh = final or len(self._touched) >= self._REFRESH_EVERY
+        if not self.buffer and not (refresh and self._touched):
             return
         batch, self.buffer = self.buffer, []
+        if self.index is not None:
+            batch = self._with_group_counts(batch, refresh)
+        if not batch:
+            return
         try:
             result = self.store.upsert(batch)
         except StoreUnavailable as exc:
@@ -433,6 +593,59 @@ class StorePipeline(_Stage):
                 len(batch),
                 "; ".join(result.errors[:5]),
             )
+
+    def _with_group_counts(self, batch: list[Post], refresh: bool) -> list[Post]:
+        """``batch`` with group counts set, plus (``refresh``) the touched originals."""
+        assert self.index is not None
+        ids = {p.id for p in batch}
+        self._touched -= ids
+        touched, self._touched = (self._touched, set()) if refresh else (set(), self._touched)
+        try:
+            totals = self.index.group_totals([*ids, *touched])
+        except StoreUnavailable as exc:
+            log.error("dedup index: %s; repost counts not refreshed in this batch", exc)
+            self.stats.inc_value(ERRORS_PREFIX + "dedup_index")
+            self._touched |= touched  # tried again at the next refresh
+            return batch
+        out = [
+            p.model_copy(update={"duplicates": t.duplicates, "duplicate_reach": t.reach})
+            if (t := totals.get(p.id)) is not None
+            else p
+            for p in batch
+        ]
+        stale: list[str] = []
+        earlier = {
+            oid: (t.duplicates, t.reach)
+            for oid in sorted(touched - ids)
+            if (t := totals.get(oid)) is not None
+        }
+        if earlier and isinstance(self.store, ContentIndex):
+            # In place: two fields of the stored posts, no re-indexing.
+            try:
+                done = self.store.set_group_counts(earlier)
+            except StoreUnavailable:
+                done = set()
+            self.stats.inc_value("yuqing/dedup/originals_refreshed", len(done))
+            # Not stored (spooled) or the store is down: refreshed after the replay.
+            stale = [oid for oid in earlier if oid not in done]
+        else:
+            for oid, (duplicates, reach) in earlier.items():
+                try:
+                    original = self.store.get(oid)
+                except StoreUnavailable:
+                    original = None
+                if original is None:
+                    stale.append(oid)
+                    continue
+                counts = {"duplicates": duplicates, "duplicate_reach": reach}
+                out.append(original.model_copy(update=counts))
+                self.stats.inc_value("yuqing/dedup/originals_refreshed")
+        self.stats.inc_value("yuqing/dedup/refresh_deferred", len(stale))
+        try:
+            self.index.mark_stale(stale)
+        except StoreUnavailable as exc:
+            log.error("dedup index: %s; %d repost counts stay behind", exc, len(stale))
+        return out
 
     def _spool(self, batch: list[Post], cause: Exception) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
@@ -19,9 +20,12 @@ from twisted.python.failure import Failure
 from core.models import CrawlRun, utcnow
 from core.settings import Settings, SourceConfig
 from core.vocab import SourceKind
+from crawler.jobs import crawl_job
 from crawler.pipelines import DROPPED_PREFIX, ERRORS_PREFIX
+from crawler.progress import PROGRESS_KEY, ProgressCallback
 from crawler.services import SERVICES_KEY, CrawlServices
 from crawler.spiders.base import SourceSpider
+from crawler.spiders.jsonapi import JsonApiSpider
 from crawler.spiders.rss import RssSpider
 from crawler.spiders.site import SiteSpider
 
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 SPIDERS: dict[SourceKind, type[SourceSpider]] = {
     SourceKind.RSS: RssSpider,
     SourceKind.HTML: SiteSpider,
+    SourceKind.JSON_API: JsonApiSpider,
 }
 
 
@@ -50,6 +55,8 @@ def scrapy_settings(settings: Settings, services: CrawlServices | None = None) -
             "RETRY_TIMES": crawl.retry_times,
             "DOWNLOAD_TIMEOUT": crawl.timeout_seconds,
             "YUQING_TIMEZONE": settings.timezone,
+            "YUQING_STORE_BATCH_SIZE": crawl.store_batch_size,
+            "YUQING_INCREMENTAL": crawl.incremental,
         },
         priority="cmdline",
     )
@@ -58,8 +65,21 @@ def scrapy_settings(settings: Settings, services: CrawlServices | None = None) -
     return result
 
 
-def run_crawl(settings: Settings, source_name: str, services: CrawlServices) -> CrawlRun:
+def run_crawl(
+    settings: Settings,
+    source_name: str,
+    services: CrawlServices,
+    *,
+    resume: bool = True,
+    progress: ProgressCallback | None = None,
+) -> CrawlRun:
     """Crawl ``source_name`` once through the pipelines into ``services.post_store``.
+
+    ``resume``: the crawl keeps a Scrapy JOBDIR in ``<data_dir>/jobs/<source>``
+    (:mod:`crawler.jobs`): if an earlier crawl of this source was interrupted
+    it goes on from there, and an interrupted one can be resumed in turn;
+    ``resume=False`` discards an interrupted crawl's state first.
+    ``progress`` is called with live counts (:mod:`crawler.progress`).
 
     Returns the :class:`CrawlRun` (fetched pages, kept posts, drops per
     reason, errors, ``ok`` and a message), after recording it with
@@ -80,24 +100,33 @@ def run_crawl(settings: Settings, source_name: str, services: CrawlServices) -> 
     scrapy_conf.set(
         "LOG_INSTALL_ROOT_HANDLER", not logging.getLogger().handlers, priority="cmdline"
     )
-    process = CrawlerProcess(scrapy_conf)
-    crawler = process.create_crawler(SPIDERS[source.kind])
+    if progress is not None:
+        scrapy_conf.set(PROGRESS_KEY, progress, priority="cmdline")
+        extensions = dict(scrapy_conf.getdict("EXTENSIONS"))
+        extensions["crawler.progress.ProgressExtension"] = 500
+        scrapy_conf.set("EXTENSIONS", extensions, priority="cmdline")
     failures: list[str] = []
+    with crawl_job(Path(settings.data_dir), source.name, resume=resume) as job:
+        if job.path is not None:
+            scrapy_conf.set("JOBDIR", str(job.path), priority="cmdline")
+        process = CrawlerProcess(scrapy_conf)
+        crawler = process.create_crawler(SPIDERS[source.kind])
 
-    def _failed(failure: Failure) -> None:
-        # Scrapy logs a crawl that could not start (a pipeline or spider that
-        # raised while being built) and carries on; keep the reason for the run.
-        error = failure.value
-        failures.append(f"crawl failed: {type(error).__name__}: {error}")
+        def _failed(failure: Failure) -> None:
+            # Scrapy logs a crawl that could not start (a pipeline or spider that
+            # raised while being built) and carries on; keep the reason for the run.
+            error = failure.value
+            failures.append(f"crawl failed: {type(error).__name__}: {error}")
 
-    process.crawl(crawler, source=source).addErrback(_failed)
-    try:
-        process.start()
-    except Exception as exc:  # reported in the CrawlRun, not swallowed
-        log.exception("crawl of %s failed", source.name)
-        failures.append(f"crawl failed: {type(exc).__name__}: {exc}")
+        process.crawl(crawler, source=source).addErrback(_failed)
+        try:
+            process.start()
+        except Exception as exc:  # reported in the CrawlRun, not swallowed
+            log.exception("crawl of %s failed", source.name)
+            failures.append(f"crawl failed: {type(exc).__name__}: {exc}")
+        stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
+        job.finished(stats.get("finish_reason"), failed=bool(failures))
     failure = "; ".join(failures) or None
-    stats: dict[str, Any] = crawler.stats.get_stats() if crawler.stats else {}
     log.debug("crawl %s stats: %s", source.name, stats)
     run = crawl_run_from_stats(source, stats, started=started, finished=utcnow(), failure=failure)
     level = logging.INFO if run.ok else logging.WARNING
@@ -150,6 +179,10 @@ def crawl_run_from_stats(
             f"blocked by the site on {error_counts['blocked']} pages "
             f"({stats.get('yuqing/blocked', 'see log')})"
         )
+    if error_counts.get("login"):
+        problems.append(f"login needed ({stats.get('yuqing/login', 'see log')})")
+    if error_counts.get("invalid_json"):
+        problems.append(f"{error_counts['invalid_json']} API answers were not JSON")
     if error_counts.get("start"):
         problems.append(f"start URL failed ({stats.get('yuqing/start_error', 'see log')})")
     elif fetched == 0 and not failure:
@@ -175,6 +208,9 @@ def crawl_run_from_stats(
     parts = [f"fetched {fetched} pages", f"kept {kept} ({inserted} new, {updated} updated)"]
     if replayed:
         parts.append(f"replayed {replayed} spooled")
+    skipped_known = int(stats.get("yuqing/incremental/skipped", 0))
+    if skipped_known:
+        parts.append(f"not refetched {skipped_known} stored item pages")
     if dropped:
         parts.append("dropped " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
     if errors:

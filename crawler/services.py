@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from core.models import Analysis, Post
 from core.ports import PostStore, StateStore
 from nlp.normalize import clean_text
+from storage.dedup_index import DedupIndex
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,10 @@ class CrawlServices:
     refused (StoreUnavailable) and is replayed when the next crawl starts;
     ``analyzer`` and ``mention_matcher`` come from ``nlp``; ``state_store``,
     when given, records the :class:`core.models.CrawlRun`; ``clean_text``
-    removes site chrome and spam lines.
+    removes site chrome and spam lines. ``dedup_index``, when given, lets the
+    dedup stage find near-duplicates across crawls and group reposts under
+    their original (``docs/dedup.md``); without it exact copies are dropped
+    ungrouped and near-copies are kept.
     """
 
     post_store: PostStore
@@ -70,6 +74,7 @@ class CrawlServices:
     mention_matcher: EntityMatcher
     state_store: StateStore | None = None
     clean_text: Callable[[str], str] = clean_text
+    dedup_index: DedupIndex | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CrawlServices:
         # Scrapy deep-copies its settings for each crawler; live connections
@@ -81,3 +86,5 @@ class CrawlServices:
         self.post_store.close()
         if self.state_store is not None:
             self.state_store.close()
+        if self.dedup_index is not None:
+            self.dedup_index.close()

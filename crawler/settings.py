@@ -34,11 +34,16 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 RETRY_BACKOFF_BASE = 1.0
 RETRY_BACKOFF_MAX = 30.0
+# Item pages of posts already stored are not requested again (crawler.incremental).
+SPIDER_MIDDLEWARES = {"crawler.incremental.SeenItemsMiddleware": 900}
+YUQING_INCREMENTAL = True
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     # Below HttpCompressionMiddleware (590), so it sees the decompressed body.
     "crawler.middlewares.CharsetMiddleware": 580,
+    # Cookies from a source's cookies_env, to its own hosts only.
+    "crawler.middlewares.SourceCookiesMiddleware": 560,
 }
 
 # A monitor re-reads the same pages every few minutes: never serve them from a cache.

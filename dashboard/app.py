@@ -31,10 +31,14 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from core.errors import ConfigError, StoreUnavailable
-from dashboard.auth import DEV_USER, LoginLimiter, User, login, session_expired
+from dashboard.auth import DEV_USER, LoginLimiter, User, UserRecord, login, session_expired
 from dashboard.components import DATA_KEY, SESSION_KEY, get_data
 from dashboard.data import DashboardData, DataUnavailable
-from dashboard.pages import feed, incidents, overview
+from dashboard.pages import feed, incidents, overview, topics
+from dashboard.pages import reports as reports_page
+from dashboard.pages import settings as settings_page
+from dashboard.pages import tickets as tickets_page
+from dashboard.pages import users as users_page
 
 DashboardFactory = Callable[[], DashboardData]
 """Builds the DashboardData over already-chosen stores (``yuqing.bootstrap``)."""
@@ -75,6 +79,11 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("overview", "总览", ":material/monitoring:", overview.render),
     PageSpec("feed", "舆情信息流", ":material/feed:", feed.render),
     PageSpec("incidents", "事件", ":material/crisis_alert:", incidents.render),
+    PageSpec("topics", "话题与关键词", ":material/tag:", topics.render),
+    PageSpec("tickets", "投诉工单", ":material/assignment:", tickets_page.render),
+    PageSpec("users", "用户管理", ":material/manage_accounts:", users_page.render),
+    PageSpec("reports", "报告", ":material/summarize:", reports_page.render),
+    PageSpec("settings", "设置", ":material/settings:", settings_page.render),
 )
 """The pages in menu order. Issue 8 adds topics, tickets, reports, settings here."""
 
@@ -123,7 +132,13 @@ def _attempt_login() -> None:
     username = str(st.session_state.get(LOGIN_USERNAME, "")).strip()
     password = str(st.session_state.get(LOGIN_PASSWORD, ""))
     st.session_state[LOGIN_PASSWORD] = ""
-    result = login(data.auth, _limiter(), username, password)
+    try:
+        # The config file's users and those added in 用户管理 (state database).
+        policy = data.login_policy()
+    except DataUnavailable as exc:
+        st.session_state[_LOGIN_FLASH] = f"暂时无法登录：{exc.store} 无法访问（{exc.detail}）。"
+        return
+    result = login(policy, _limiter(), username, password)
     try:
         if result.user is not None:
             _audit(data, username, "login", f"role={result.user.role}")
@@ -175,6 +190,19 @@ def _logout() -> None:
         del st.session_state[key]
 
 
+def _session_users(data: DashboardData) -> tuple[UserRecord, ...]:
+    """Who may stay logged in: config users and enabled database users (a disabled user is out).
+
+    With the state store down only the config users are known: a database
+    user's session ends (fail closed) and the login form says why.
+    """
+    try:
+        return data.login_policy().users
+    except DataUnavailable as exc:
+        log.warning("database users unknown (%s): only config users stay logged in", exc)
+        return data.auth.users
+
+
 def current_session_user(data: DashboardData) -> User | None:
     """The user of this browser session, or ``None`` (logged out, or the session expired).
 
@@ -191,7 +219,7 @@ def current_session_user(data: DashboardData) -> User | None:
         return None
     now = _now()
     # The configured user as of now (a changed role applies; a removed user is out).
-    record = next((u for u in policy.users if u.username == session.user.username), None)
+    record = next((u for u in _session_users(data) if u.username == session.user.username), None)
     if record is None:
         del st.session_state[SESSION_KEY]
         return None

@@ -5,7 +5,8 @@ URL-safe base64, a fresh random salt per hash); :func:`hash_password` makes
 one (``yuqing users hash-password`` prints it for the config file) and
 :func:`verify_password` checks one in constant time.
 
-Roles (issue 8): ``analyst`` reads, acknowledges and adds notes;
+Roles (issue 8): ``analyst`` reads, acknowledges, adds notes and (issue 7)
+promotes incidents to problem records and moves their status;
 ``head_office`` also escalates, resolves and sees reports; ``admin`` may do
 everything, including managing users. :func:`can` is the one permission check.
 """
@@ -25,9 +26,13 @@ from core.errors import ConfigError
 from core.settings import DashboardConfig
 
 Role = Literal["analyst", "head_office", "admin"]
-Action = Literal["read", "acknowledge", "note", "escalate", "resolve", "reports", "manage_users"]
+Action = Literal[
+    "read", "acknowledge", "note", "escalate", "resolve", "reports", "manage_users", "promote"
+]
 
-_ANALYST: frozenset[Action] = frozenset({"read", "acknowledge", "note"})
+# "promote": promote an incident to a problem record and change problem statuses
+# (issue 7). The complaint team works with the analyst role.
+_ANALYST: frozenset[Action] = frozenset({"read", "acknowledge", "note", "promote"})
 _HEAD_OFFICE: frozenset[Action] = _ANALYST | {"escalate", "resolve", "reports"}
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     "analyst": _ANALYST,

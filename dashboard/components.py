@@ -219,6 +219,90 @@ def volume_chart(frame: pd.DataFrame, bucket_seconds: int) -> alt.Chart:
     return chart
 
 
+def _step_frame(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Naive local ``time`` per bucket plus one closing row at the last bucket's end.
+
+    A ``step-after`` line or area through these points covers each bucket from
+    its start to its end, like the bars it is drawn over.
+    """
+    plot = frame[["local_time", "local_end", *columns]].copy()
+    plot["time"] = pd.to_datetime(plot["local_time"]).dt.tz_localize(None)
+    if not plot.empty:
+        last = plot.iloc[[-1]].copy()
+        last["time"] = pd.to_datetime(last["local_end"]).dt.tz_localize(None)
+        plot = pd.concat([plot, last], ignore_index=True)
+    return plot.drop(columns=["local_time", "local_end"])
+
+
+def with_baseline(chart: alt.Chart, baseline: pd.DataFrame) -> alt.LayerChart:
+    """``chart`` (the volume bars) with the normal band and its median drawn over it.
+
+    ``baseline`` is :meth:`DashboardData.volume_baseline` for the same window.
+    """
+    plot = _step_frame(baseline, ["median", "low", "high"])
+    band = (
+        alt.Chart(plot)
+        .mark_area(interpolate="step-after", opacity=0.18, color="#475569")
+        .encode(x="time:T", y="low:Q", y2="high:Q")
+    )
+    median = (
+        alt.Chart(plot)
+        .mark_line(interpolate="step-after", strokeDash=[5, 3], color="#334155")
+        .encode(
+            x="time:T",
+            y="median:Q",
+            tooltip=[
+                alt.Tooltip("time:T", title="开始（北京时间）", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("median:Q", title="基线（中位数）", format=".1f"),
+                alt.Tooltip("high:Q", title="正常上限", format=".1f"),
+            ],
+        )
+    )
+    return cast(alt.LayerChart, alt.layer(chart, band, median))
+
+
+def negative_share_frame(volume: pd.DataFrame) -> pd.DataFrame:
+    """Per bucket of a ``volume_over_time`` frame: ``total``, ``negative`` and ``share``.
+
+    ``share`` is missing (NaN) for a bucket without posts: no posts is not 0 % negative.
+    """
+    grouped = volume.groupby(["start", "local_time", "local_end"], sort=True)
+    frame = grouped["count"].sum().rename("total").to_frame()
+    negative = volume[volume["sentiment"] == Sentiment.NEGATIVE.value]
+    frame["negative"] = negative.groupby(["start", "local_time", "local_end"])["count"].sum()
+    frame = frame.fillna({"negative": 0}).reset_index()
+    frame["share"] = [
+        (n / t) if t else None for n, t in zip(frame["negative"], frame["total"], strict=True)
+    ]
+    return frame
+
+
+def negative_share_chart(volume: pd.DataFrame, bucket_seconds: int) -> alt.Chart:
+    """A step line of the negative share per bucket (gaps where a bucket has no posts)."""
+    plot = _step_frame(negative_share_frame(volume), ["share", "total", "negative"])
+    axis_format = "%m-%d" if bucket_seconds >= 86400 else "%m-%d %H:%M"
+    chart: alt.Chart = (
+        alt.Chart(plot)
+        .mark_line(interpolate="step-after", color=SENTIMENT_COLORS[Sentiment.NEGATIVE.value])
+        .encode(
+            x=alt.X("time:T", title="时间（北京时间）", axis=alt.Axis(format=axis_format)),
+            y=alt.Y(
+                "share:Q",
+                title="负面占比",
+                axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            tooltip=[
+                alt.Tooltip("time:T", title="开始（北京时间）", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("share:Q", title="负面占比", format=".1%"),
+                alt.Tooltip("negative:Q", title="负面帖子"),
+                alt.Tooltip("total:Q", title="帖子总数"),
+            ],
+        )
+    )
+    return chart
+
+
 def _vega_local(when: pd.Timestamp) -> alt.DateTime:
     """A naive wall-clock time as a Vega-Lite DateTime (read as local, like the data)."""
     return alt.DateTime(

@@ -3,10 +3,11 @@
 * Sentiment — a 3-class linear model (TF-IDF over jieba words, character
   1–3-grams, negation-scoped words and a sarcasm cue) trained by
   ``nlp.train`` on hand-labelled bank posts plus public review/Weibo data.
-  ``sentiment_score`` is P(positive) + ½·P(neutral): 0 = surely negative,
-  1 = surely positive, 0.5 = neutral or unsure.
+  ``sentiment_score`` is P(positive) + ½·P(neutral) of the
+  temperature-calibrated probabilities: 0 = surely negative, 1 = surely
+  positive, 0.5 = neutral or unsure.
 * Topic — a linear model over the same features plus topic-lexicon hits,
-  trained on the bank set; ``topic_confidence`` is its probability.
+  trained on the bank set; ``topic_confidence`` is its calibrated probability.
 * Signals — named crisis signals from ``nlp/data/lexicon.yaml`` with the
   words that triggered them. ``critical`` means "escalate now": a critical
   signal fired and the post is not a denial/clarification ("…系谣言").
@@ -15,6 +16,9 @@
 
 Everything runs on normalised text (``nlp.normalize.normalize_for_analysis``);
 the masked text keeps what the author wrote. No scikit-learn at run time.
+The hot path is tuned for speed (one fold, one lexicon scan, joint scoring;
+see docs/nlp.md); tests/unit/test_nlp_fastpath.py holds each shortcut to the
+plain form it replaces.
 """
 
 from __future__ import annotations
@@ -22,17 +26,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from core.models import Analysis, Signal
 from core.settings import Watchlist
 from core.vocab import Sentiment, Topic
 from nlp import segment
-from nlp.features import lexicon_features, name_remover, text_features
-from nlp.keywords import keywords_of_words
+from nlp.features import PhraseSet, TopicCues, mixed_features, name_remover, text_features
+from nlp.keywords import keyword_words
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.mentions import MentionMatcher
 from nlp.model import JointScorer, LinearTextModel, load_model
-from nlp.normalize import normalize_for_analysis
+from nlp.normalize import normalize_folded, normalize_for_analysis, simplify_and_fold
 from nlp.pii import mask_pii
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,11 @@ _NEGATIVITY_WEIGHT = 0.35
 _CRITICAL_FLOOR = 0.6
 # A denial ("…系谣言", a clarification notice) halves a signal's risk weight.
 _DENIAL_DAMPING = 0.5
+
+
+def _argmax(values: list[float]) -> int:
+    """Index of the largest value; the first of equal maxima, so ties follow class order."""
+    return values.index(max(values))
 
 
 class Analyzer:
@@ -59,27 +69,42 @@ class Analyzer:
         self._sentiment_model: LinearTextModel = load_model("sentiment", model_dir)
         self._topic_model: LinearTextModel = load_model("topic", model_dir)
         self._scorer = JointScorer([self._sentiment_model, self._topic_model])
-        self._topic_words = {t.value: words for t, words in self._lex.topics.items()}
+        self._topic_cues = TopicCues({t.value: words for t, words in self._lex.topics.items()})
         self._weights = {s.name: s.weight for s in self._lex.signals}
+        # One phrase scan finds every topic cue, signal trigger and denial;
+        # each signal then lists its triggers in lexicon order.
+        self._phrases = PhraseSet(
+            [w for spec in self._lex.signals for w in spec.words]
+            + list(self._lex.denials)
+            + sorted(self._topic_cues.words)
+        )
+        self._denials = frozenset(self._lex.denials)
+        self._signal_words = [(spec, frozenset(spec.words)) for spec in self._lex.signals]
+        sent_classes = self._sentiment_model.classes
+        self._i_neg = sent_classes.index(Sentiment.NEGATIVE.value)
+        self._i_neu = sent_classes.index(Sentiment.NEUTRAL.value)
+        self._i_pos = sent_classes.index(Sentiment.POSITIVE.value)
+        self._sent_labels = [Sentiment(c) for c in sent_classes]
+        self._topic_labels = [Topic(c) for c in self._topic_model.classes]
         self._mentions = MentionMatcher(watchlist)
         self._own_names = frozenset(n.lower() for n in self._mentions.vocabulary)
         self._drop_names = name_remover(
             normalize_for_analysis(n) for n in self._mentions.vocabulary
         )
         segment.add_words(self._mentions.vocabulary)
+        sent, topic = self._sentiment_model, self._topic_model
+        self._version = (
+            f"sent-{sent.version}.{sent.digest}+topic-{topic.version}.{topic.digest}"
+            f"+{self._lex.version}"
+        )
         # Load lazily-built tables now, so "loading" is here and the first post is fast.
-        segment.cut_for_analysis("预热")
-        keywords_of_words(["预热"])
+        self.analyze("预热 繁體")
         log.debug("analyzer ready: %s", self.model_version)
 
     @property
     def model_version(self) -> str:
         """Identifies models and lexicon: ``sent-<version>.<file hash>+topic-….<hash>+lex-<n>``."""
-        sent, topic = self._sentiment_model, self._topic_model
-        return (
-            f"sent-{sent.version}.{sent.digest}+topic-{topic.version}.{topic.digest}"
-            f"+{self._lex.version}"
-        )
+        return self._version
 
     def entities(self, text: str) -> list[str]:
         """Watched entities in ``text`` (``[]`` when the bank is not mentioned)."""
@@ -88,18 +113,27 @@ class Analyzer:
     def analyze(self, text: str, title: str = "") -> Analysis:
         """Analyse one post. Never raises on odd text: empty text is neutral, topic ``other``."""
         full = f"{title}\n{text}" if title else text
-        norm = normalize_for_analysis(full)
+        # Fold once (NFKC + traditional → simplified) for the models and the name matcher.
+        folded = simplify_and_fold(full)
+        norm = normalize_folded(folded)
         # The models and keywords never see the bank's own names (see name_remover).
         model_text = self._drop_names(norm)
         words = segment.cut_for_analysis(model_text)
-        feats = text_features(model_text, words)
-        feats.update(
-            lexicon_features(model_text, self._topic_words)
-        )  # only the topic model has l:*
-        sentiment_proba, topic_proba = self._scorer.predict_proba(feats)
-        sentiment, score, p_negative = self._sentiment(sentiment_proba, bool(norm))
-        topic, confidence = self._topic(topic_proba, bool(norm))
-        signals, denied = self._signals(norm)
+        found = self._phrases.found(norm)
+        # l:* (topic cues) weigh in the topic model only.
+        feats = mixed_features(model_text, words, self._topic_cues.names_of_found(found))
+        sentiment_proba, topic_proba = self._scorer.predict_mixed(feats)
+        if norm:
+            p_negative = sentiment_proba[self._i_neg]
+            sentiment = self._sent_labels[_argmax(sentiment_proba)]
+            score = sentiment_proba[self._i_pos] + 0.5 * sentiment_proba[self._i_neu]
+            best = _argmax(topic_proba)
+            confidence = topic_proba[best]
+            topic = self._topic_labels[best] if confidence >= MIN_TOPIC_CONFIDENCE else Topic.OTHER
+        else:
+            sentiment, score, p_negative = Sentiment.NEUTRAL, 0.5, 0.0
+            topic, confidence = Topic.OTHER, 0.0
+        signals, denied = self._signals(found)
         critical = any(s.critical for s in signals)
         calm = 1.0 - _NEGATIVITY_WEIGHT * p_negative
         for signal in signals:
@@ -116,53 +150,64 @@ class Analyzer:
             signals=signals,
             risk_score=round(min(1.0, max(0.0, risk)), 4),
             critical=critical,
-            keywords=[w for w, _ in keywords_of_words(words, 8, self._own_names)],
-            entities=self._mentions.match(full),
+            keywords=keyword_words(words, 8, self._own_names),
+            entities=self._mentions.match_folded(folded),
             masked_text=mask_pii(text),
-            model_version=self.model_version,
+            model_version=self._version,
         )
 
     def analyze_many(self, items: Sequence[tuple[str, str]]) -> list[Analysis]:
         """Analyse ``(title, text)`` pairs, returning analyses in input order."""
         return [self.analyze(text, title) for title, text in items]
 
-    def sentiment_proba(self, text: str) -> dict[str, float]:
-        """Sentiment class probabilities of ``text`` (for evaluation and debugging)."""
+    def sentiment_proba(self, text: str, *, temperature: float | None = None) -> dict[str, float]:
+        """Sentiment class probabilities of ``text`` (for evaluation and debugging).
+
+        ``temperature=1.0`` gives the uncalibrated model's probabilities.
+        """
         norm = self._drop_names(normalize_for_analysis(text))
         return self._sentiment_model.predict_proba(
-            text_features(norm, segment.cut_for_analysis(norm))
+            text_features(norm, segment.cut_for_analysis(norm)), temperature=temperature
         )
+
+    def topic_proba(self, text: str, *, temperature: float | None = None) -> dict[str, float]:
+        """Topic probabilities of ``text`` before the ``other`` fallback (for evaluation).
+
+        ``temperature=1.0`` gives the uncalibrated model's probabilities.
+        """
+        norm = normalize_for_analysis(text)
+        model_text = self._drop_names(norm)
+        feats = text_features(model_text, segment.cut_for_analysis(model_text))
+        feats.update(self._topic_cues.counts(norm))
+        return self._topic_model.predict_proba(feats, temperature=temperature)
+
+    @property
+    def topic_calibration(self) -> dict[str, Any]:
+        """The topic model's temperature and its train-time calibration report."""
+        meta = self._topic_model.meta.get("calibration") or {}
+        return {"temperature": self._topic_model.temperature, **meta}
+
+    @property
+    def sentiment_calibration(self) -> dict[str, Any]:
+        """The sentiment model's temperature and its train-time calibration report."""
+        meta = self._sentiment_model.meta.get("calibration") or {}
+        return {"temperature": self._sentiment_model.temperature, **meta}
 
     # -- parts ---------------------------------------------------------------
 
-    def _sentiment(self, proba: dict[str, float], has_text: bool) -> tuple[Sentiment, float, float]:
-        if not has_text:
-            return Sentiment.NEUTRAL, 0.5, 0.0
-        # max over a fixed class order: ties resolve the same way every time.
-        label = max(self._sentiment_model.classes, key=lambda c: proba[c])
-        score = proba["positive"] + 0.5 * proba["neutral"]
-        return Sentiment(label), score, proba["negative"]
-
-    def _topic(self, proba: dict[str, float], has_text: bool) -> tuple[Topic, float]:
-        if not has_text:
-            return Topic.OTHER, 0.0
-        best = max(self._topic_model.classes, key=lambda c: proba[c])
-        if proba[best] < MIN_TOPIC_CONFIDENCE:
-            return Topic.OTHER, proba[best]
-        return Topic(best), proba[best]
-
-    def _signals(self, norm: str) -> tuple[list[Signal], bool]:
-        """Signals found in ``norm`` and whether the post reads as a denial.
+    def _signals(self, found: set[str]) -> tuple[list[Signal], bool]:
+        """Signals among the lexicon phrases ``found`` in a post, and whether it is a denial.
 
         In a denial the signals are still reported (analysts want to see a
         rumour being answered) but none of them is critical.
         """
-        denied = any(d in norm for d in self._lex.denials)
-        found = []
-        for spec in self._lex.signals:
-            triggers = [w for w in spec.words if w in norm]
-            if triggers:
-                found.append(
-                    Signal(name=spec.name, triggers=triggers, critical=spec.critical and not denied)
-                )
-        return found, denied
+        denied = not self._denials.isdisjoint(found)
+        signals = []
+        for spec, words in self._signal_words:
+            if found.isdisjoint(words):
+                continue
+            triggers = [w for w in spec.words if w in found]
+            signals.append(
+                Signal(name=spec.name, triggers=triggers, critical=spec.critical and not denied)
+            )
+        return signals, denied

@@ -7,6 +7,7 @@ used by ``yuqing nlp eval`` and ``bench/bench_nlp.py``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,31 @@ def class_report(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]
         per_class[label] = ClassScores(precision, recall, f1, support)
     correct = sum(matrix[i][i] for i in range(len(labels)))
     return ClassReport(tuple(labels), per_class, matrix, correct / len(gold) if gold else 0.0)
+
+
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> float:
+    """Top-label expected calibration error with ``bins`` equal-width confidence bins.
+
+    ``confidences[i]`` is the probability the model gave its predicted class,
+    ``correct[i]`` whether that prediction was right. ECE is the
+    post-weighted mean, over bins, of |accuracy − mean confidence|: 0 means a
+    stated 80% is right 80% of the time. Returns 0.0 for no posts.
+    """
+    if len(confidences) != len(correct):
+        raise ValueError(f"{len(confidences)} confidences but {len(correct)} outcomes")
+    if not confidences:
+        return 0.0
+    totals = [[0, 0.0, 0] for _ in range(bins)]  # posts, sum of confidence, right
+    for conf, right in zip(confidences, correct, strict=True):
+        # Bins are (lo, hi]; a confidence of exactly 0 joins the first.
+        b = min(bins - 1, max(0, math.ceil(conf * bins) - 1))
+        totals[b][0] += 1
+        totals[b][1] += conf
+        totals[b][2] += int(right)
+    n = len(confidences)
+    return sum(abs(r / k - c / k) * k / n for k, c, r in totals if k)
 
 
 class _Analyzes(Protocol):

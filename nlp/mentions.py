@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from core.settings import Watchlist
-from nlp.normalize import fold_width, to_simplified
+from nlp.normalize import simplify_and_fold
 
 
 def _canonical(text: str) -> str:
     """Half-width, simplified, lower-case: 瀾海銀行 and 澜海银行 are one name."""
-    return to_simplified(fold_width(text)).lower()
+    return simplify_and_fold(text).lower()
 
 
 class MentionMatcher:
@@ -45,7 +45,11 @@ class MentionMatcher:
         Returns ``[]`` when the text does not mention the bank (only an exclusion
         such as 澜海公园, or nothing at all).
         """
-        folded = _canonical(text)
+        return self.match_folded(simplify_and_fold(text))
+
+    def match_folded(self, folded: str) -> list[str]:
+        """:meth:`match` of text already passed through ``nlp.normalize.simplify_and_fold``."""
+        folded = folded.lower()
         for phrase in self._exclusions:
             # Blank out excluded phrases so their aliases cannot match inside them.
             folded = folded.replace(phrase, " " * len(phrase))

@@ -10,9 +10,10 @@ Python so that scikit-learn is needed only to *train*, not to run.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,16 @@ class LinearTextModel:
         values /= math.sqrt(float(values @ values))
         return [float(x) for x in self._intercept + values @ self._coef[idx]]
 
-    def predict_proba(self, counts: Mapping[str, float]) -> dict[str, float]:
-        """Class probabilities (softmax of scores / temperature), summing to 1."""
-        logits = [s / self.temperature for s in self.scores(counts)]
-        top = max(logits)
-        exps = [math.exp(s - top) for s in logits]
-        total = sum(exps)
-        return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
+    def predict_proba(
+        self, counts: Mapping[str, float], *, temperature: float | None = None
+    ) -> dict[str, float]:
+        """Class probabilities (softmax of scores / temperature), summing to 1.
+
+        ``temperature`` overrides the calibrated one (``1.0``: the raw model,
+        to measure what calibration changed).
+        """
+        proba = softmax(self.scores(counts), temperature or self.temperature)
+        return dict(zip(self.classes, proba, strict=True))
 
     # -- persistence ---------------------------------------------------------
 
@@ -118,6 +122,14 @@ class LinearTextModel:
             temperature=float(raw.get("temperature", 1.0)),
             meta=raw.get("meta") or {},
         )
+
+
+def softmax(logits: Sequence[float], temperature: float = 1.0) -> list[float]:
+    """Softmax of ``logits / temperature`` (max-shifted, so large logits cannot overflow)."""
+    top = max(logits)
+    exps = [math.exp((x - top) / temperature) for x in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
 
 
 def model_dir() -> Path:
@@ -160,62 +172,109 @@ def rounded(values: Sequence[float], digits: int = 4) -> tuple[float, ...]:
     return tuple(round(float(v), digits) for v in values)
 
 
+GRAM_PREFIX = "c:"
+
+
 class JointScorer:
     """Scores several models that share a feature space in one pass.
 
-    The analyzer runs the sentiment and topic models on the same features;
-    one dictionary lookup per feature and one gathered matrix replace a
-    lookup per model (the models' hot path). Results equal each model's own
-    :meth:`LinearTextModel.predict_proba`.
+    The analyzer runs the sentiment and topic models on the same features:
+    one lookup per feature and one gathered matrix replace a lookup per
+    model. Per feature (row) the matrix holds each model's IDF² (for the l2
+    norm) and IDF × coefficient (so a post's logits are one vector-matrix
+    product divided by the norm). Character n-grams (``c:<gram>``) are looked
+    up without their prefix (see ``nlp.features.split_features``). Row 0 is
+    all zeros and every unknown feature maps to it, so the lookup needs no
+    branch. Rows are ordered most common feature first (lowest IDF), which
+    keeps the rows a post touches close together in memory. Results equal
+    each model's own :meth:`LinearTextModel.predict_proba` up to float rounding.
     """
 
     def __init__(self, models: Sequence[LinearTextModel]) -> None:
         self.models = tuple(models)
-        vocab = sorted(set().union(*(m.weights for m in self.models)))
-        self._index = {f: i for i, f in enumerate(vocab)}
+        lowest_idf: dict[str, float] = {}
+        for model in self.models:
+            for feat, (feat_idf, _) in model.weights.items():
+                lowest_idf[feat] = min(feat_idf, lowest_idf.get(feat, feat_idf))
+        vocab = sorted(lowest_idf, key=lambda f: (lowest_idf[f], f))
+        index = {f: i for i, f in enumerate(vocab, start=1)}
+        cut = len(GRAM_PREFIX)
+        self._grams = {f[cut:]: i for f, i in index.items() if f.startswith(GRAM_PREFIX)}
+        self._named = {f: i for f, i in index.items() if not f.startswith(GRAM_PREFIX)}
+        # Both in one dictionary for predict_mixed: a gram never contains ":".
+        self._mixed = {**self._grams, **self._named}
         k = len(self.models)
-        widths = [len(m.classes) for m in self.models]
-        self._slices = []
+        self._slices: list[slice] = []
         col = k
-        for w in widths:
-            self._slices.append(slice(col, col + w))
-            col += w
-        matrix = np.zeros((len(vocab), col), dtype=np.float64)
+        for model in self.models:
+            self._slices.append(slice(col, col + len(model.classes)))
+            col += len(model.classes)
+        matrix = np.zeros((len(vocab) + 1, col), dtype=np.float64)
         for j, model in enumerate(self.models):
-            for feat, (idf, coefs) in model.weights.items():
-                row = self._index[feat]
-                matrix[row, j] = idf
-                matrix[row, self._slices[j]] = coefs
+            rows = np.array([index[f] for f in model.weights], dtype=np.intp)
+            idf = np.array([w[0] for w in model.weights.values()], dtype=np.float64)
+            coef = np.array([w[1] for w in model.weights.values()], dtype=np.float64)
+            matrix[rows, j] = idf * idf
+            matrix[rows, self._slices[j]] = idf[:, None] * coef.reshape(len(rows), -1)
         self._matrix = matrix
+        self._intercepts = [tuple(float(b) for b in m.intercept) for m in self.models]
+        self._temperatures = [float(m.temperature) for m in self.models]
+
+    def predict_arrays(
+        self, named: Mapping[str, float], grams: Mapping[str, float]
+    ) -> list[list[float]]:
+        """Class probabilities of every model, each in its model's class order.
+
+        ``named`` holds full feature names (``w:…``, ``n:…``, ``l:…``),
+        ``grams`` character n-grams without the ``c:`` prefix. Counts must be
+        positive (as ``Counter`` gives them); :meth:`predict_proba` filters.
+        """
+        zero = itertools.repeat(0)
+        return self._predict(
+            itertools.chain(map(self._grams.get, grams, zero), map(self._named.get, named, zero)),
+            itertools.chain(grams.values(), named.values()),
+            len(named) + len(grams),
+        )
+
+    def predict_mixed(self, counts: Mapping[str, float]) -> list[list[float]]:
+        """:meth:`predict_arrays` of ``nlp.features.mixed_features`` output (one mapping)."""
+        return self._predict(
+            map(self._mixed.get, counts, itertools.repeat(0)), counts.values(), len(counts)
+        )
+
+    def _predict(self, rows: Iterable[int], counts: Iterable[float], n: int) -> list[list[float]]:
+        k = len(self.models)
+        if n:
+            sub = self._matrix[np.fromiter(rows, dtype=np.intp, count=n)]
+            counts = list(counts)
+            if set(counts) == {1}:
+                # Every feature once (most posts): tf weights are all 1, one column sum.
+                dots = sub.sum(axis=0).tolist()
+                squares = dots[:k]
+            else:
+                weight = np.log(np.array(counts, dtype=np.float64))
+                weight += 1.0  # sublinear tf: 1 + log(count)
+                dots = (weight @ sub).tolist()
+                squares = ((weight * weight) @ sub[:, :k]).tolist()
+        out = []
+        for j in range(k):
+            intercept = self._intercepts[j]
+            if n:
+                norm = math.sqrt(squares[j]) or 1.0
+                logits = [
+                    b + d / norm for b, d in zip(intercept, dots[self._slices[j]], strict=True)
+                ]
+            else:
+                logits = list(intercept)
+            out.append(softmax(logits, self._temperatures[j]))
+        return out
 
     def predict_proba(self, counts: Mapping[str, float]) -> list[dict[str, float]]:
-        """Class probabilities of every model, in the order given to the constructor."""
-        rows = []
-        tf = []
-        index = self._index
-        for feat, count in counts.items():
-            i = index.get(feat)
-            if i is not None and count > 0:
-                rows.append(i)
-                tf.append(count)
-        k = len(self.models)
-        if rows:
-            sub = self._matrix[rows]
-            # Columns 0…k-1 hold each model's IDF: tf-idf values of every model at once.
-            values = (1.0 + np.log(np.asarray(tf, dtype=np.float64)))[:, None] * sub[:, :k]
-            norms = np.sqrt((values * values).sum(axis=0))
-            norms[norms == 0.0] = 1.0
-            values /= norms
-            # Each model's rows weight its own coefficient columns: one product per model.
-            dots = [values[:, j] @ sub[:, self._slices[j]] for j in range(k)]
-        out = []
-        for j, model in enumerate(self.models):
-            logits = list(model.intercept)
-            if rows:
-                logits = [b + float(d) for b, d in zip(logits, dots[j].tolist(), strict=True)]
-            scaled = [x / model.temperature for x in logits]
-            top = max(scaled)
-            exps = [math.exp(x - top) for x in scaled]
-            total = sum(exps)
-            out.append({c: e / total for c, e in zip(model.classes, exps, strict=True)})
-        return out
+        """Class probabilities of every model for named counts (``c:`` grams included)."""
+        cut = len(GRAM_PREFIX)
+        named = {f: c for f, c in counts.items() if c > 0 and not f.startswith(GRAM_PREFIX)}
+        grams = {f[cut:]: c for f, c in counts.items() if c > 0 and f.startswith(GRAM_PREFIX)}
+        return [
+            dict(zip(model.classes, proba, strict=True))
+            for model, proba in zip(self.models, self.predict_arrays(named, grams), strict=True)
+        ]

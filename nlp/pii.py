@@ -21,18 +21,22 @@ _LANDLINE = re.compile(r"(?<![\d-])(0\d{2,3})[- ](\d{3,4})(\d{4})(?![\d-])")
 # Full-width digits and the symbols around numbers and e-mails → ASCII, so
 # "１３８１２３４５６７８" cannot slip past the patterns below.
 # Chinese full-width punctuation (，。) is left alone: this text is shown.
-_FULL_WIDTH = str.maketrans(
-    {
-        **{chr(c): chr(c - 0xFEE0) for c in range(0xFF10, 0xFF1A)},  # ０-９
-        **{chr(c): chr(c - 0xFEE0) for c in range(0xFF21, 0xFF3B)},  # Ａ-Ｚ
-        **{chr(c): chr(c - 0xFEE0) for c in range(0xFF41, 0xFF5B)},  # ａ-ｚ
-        "＋": "+",
-        "－": "-",
-        "＠": "@",
-        "．": ".",
-        "＿": "_",
-    }
-)
+_FULL_WIDTH_MAP = {
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF10, 0xFF1A)},  # ０-９
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF21, 0xFF3B)},  # Ａ-Ｚ
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF41, 0xFF5B)},  # ａ-ｚ
+    "＋": "+",
+    "－": "-",
+    "＠": "@",
+    "．": ".",
+    "＿": "_",
+}
+_FULL_WIDTH = str.maketrans(_FULL_WIDTH_MAP)
+_FULL_WIDTH_CHARS = frozenset(_FULL_WIDTH_MAP)
+# Every pattern below needs a digit (any Unicode digit, as ``\d`` matches) or
+# an @, and the fold above touches only these characters: a text with none of
+# them is returned untouched at once (most posts).
+_MAY_HOLD_PII = re.compile(r"[\d@" + "".join(sorted(_FULL_WIDTH_CHARS)) + "]")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
@@ -50,7 +54,7 @@ def mask_pii(text: str) -> str:
     Long digit runs (13–19 digits) are treated as card numbers even when they
     are something else (an order number): over-masking is the safe side.
     """
-    if not text:
+    if not text or not _MAY_HOLD_PII.search(text):
         return text
     text = text.translate(_FULL_WIDTH)
     # Phones first: "+86 138-1234-5678" would otherwise read as a 13-digit card.

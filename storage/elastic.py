@@ -89,7 +89,7 @@ def _is_doc_id(value: object) -> bool:
 
 log = logging.getLogger(__name__)
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2  # v2: content_hash (exact-duplicate look-ups) and duplicates
 MAX_PAGE_SIZE = 1000
 MAX_TERMS_SIZE = 10_000
 # Values per time bucket in a grouped histogram. The dashboard groups by
@@ -190,6 +190,8 @@ def build_document(post: Post, tokens: Sequence[str], *, indexed_at: datetime) -
         "risk": a.risk_score if a else -1.0,
         "critical": bool(a and a.critical),
         "text_seg": " ".join(t for t in tokens if t.strip()),
+        "content_hash": post.content_hash,
+        "duplicates": post.duplicates,
         "post": post.model_dump(mode="json"),
     }
     if a is not None:
@@ -609,6 +611,97 @@ class ElasticPostStore:
             else:
                 yield pid, "permanent", f"HTTP {status} {reason}"
 
+    # ------------------------------------------------------------------ dedup look-ups
+
+    def existing_hashes(self, hashes: Sequence[str]) -> dict[str, str]:
+        """``{content_hash: id}`` of stored posts with these hashes (first stored wins).
+
+        A ``terms`` query on the ``content_hash`` keyword (mapping v2; posts in
+        v1 indices are found only after ``yuqing index rebuild``), sorted by
+        ``indexed_at`` so the earliest stored copy wins. Raises
+        ``StoreUnavailable`` on failure.
+        """
+        wanted = list(dict.fromkeys(h for h in hashes if h))
+        found: dict[str, str] = {}
+        for lo in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[lo : lo + _LOOKUP_CHUNK]
+            resp = self._call(
+                "look up content hashes",
+                partial(
+                    self._client.search,
+                    index=self.read_alias,
+                    query={"terms": {"content_hash": chunk}},
+                    sort=[{"indexed_at": "asc"}, {"id": "asc"}],
+                    # A hash is normally stored once (dedup); room for a few old copies.
+                    size=min(4 * len(chunk), 10_000),
+                    source_includes=["id", "content_hash"],
+                    track_total_hits=False,
+                ),
+            )
+            for hit in resp["hits"]["hits"]:
+                src = hit["_source"]
+                found.setdefault(str(src["content_hash"]), str(src.get("id", hit["_id"])))
+        return found
+
+    def stored_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """``{id: content_hash}`` of the stored posts among ``ids``.
+
+        Raises ``StoreUnavailable`` on failure.
+        """
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, str] = {}
+        for lo in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[lo : lo + _LOOKUP_CHUNK]
+            resp = self._call(
+                "look up stored hashes",
+                partial(
+                    self._client.search,
+                    index=self.read_alias,
+                    query={"ids": {"values": chunk}},
+                    size=len(chunk),
+                    # From the Post copy: v1 documents have no top-level content_hash.
+                    source_includes=["post.content_hash"],
+                    track_total_hits=False,
+                ),
+            )
+            for hit in resp["hits"]["hits"]:
+                post = hit["_source"].get("post") or {}
+                found[str(hit["_id"])] = str(post.get("content_hash", ""))
+        return found
+
+    def set_group_counts(self, counts: Mapping[str, tuple[int, int]]) -> set[str]:
+        """Set the repost counts of stored posts; returns the ids updated.
+
+        Read back and re-indexed where they live (``upsert``), so the indexed
+        ``duplicates`` and the Post copy agree. Raises ``StoreUnavailable`` on failure.
+        """
+        ids = list(counts)
+        posts: list[Post] = []
+        for lo in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[lo : lo + _LOOKUP_CHUNK]
+            resp = self._call(
+                "read posts for repost counts",
+                partial(
+                    self._client.search,
+                    index=self.read_alias,
+                    query={"ids": {"values": chunk}},
+                    size=len(chunk),
+                    source_includes=["post"],
+                    track_total_hits=False,
+                ),
+            )
+            for hit in resp["hits"]["hits"]:
+                post = Post.model_validate(hit["_source"]["post"])
+                duplicates, reach = counts[post.id]
+                posts.append(
+                    post.model_copy(
+                        update={"duplicates": int(duplicates), "duplicate_reach": int(reach)}
+                    )
+                )
+        if posts:
+            self.upsert(posts)
+        return {p.id for p in posts}
+
     # ------------------------------------------------------------------ reads
 
     def get(self, post_id: str) -> Post | None:
@@ -625,6 +718,33 @@ class ElasticPostStore:
         )
         hits = resp["hits"]["hits"]
         return Post.model_validate(hits[0]["_source"]["post"]) if hits else None
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Post]:
+        """``{id: post}`` for each of ``ids`` that is stored, in the order of ``ids``.
+
+        Missing ids are left out; repeated ids count once. One ``ids`` search
+        per 1000 ids (not one round trip per post). Raises ``StoreUnavailable``
+        on failure.
+        """
+        wanted = list(dict.fromkeys(ids))
+        docs: dict[str, dict[str, Any]] = {}
+        for lo in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[lo : lo + _LOOKUP_CHUNK]
+            resp = self._call(
+                "get many",
+                partial(
+                    self._client.search,
+                    index=self.read_alias,
+                    query={"ids": {"values": chunk}},
+                    # Room for a second copy while an index rebuild overlaps (first wins).
+                    size=min(2 * len(chunk), 10_000),
+                    source_includes=["post"],
+                    track_total_hits=False,
+                ),
+            )
+            for hit in resp["hits"]["hits"]:
+                docs.setdefault(str(hit["_id"]), hit["_source"]["post"])
+        return {i: Post.model_validate(docs[i]) for i in wanted if i in docs}
 
     def count(self, query: PostQuery) -> int:
         """How many posts match ``query``. Raises ``StoreUnavailable`` on failure."""

@@ -4,7 +4,7 @@ Why SQLite: a fresh machine runs the whole service with no server to install,
 and in WAL mode one writer process (a crawl) and several reader processes (the
 dashboard, the detector) work on the same file without blocking each other.
 
-Layout (schema version 2, ``PRAGMA user_version``)::
+Layout (schema version 3, ``PRAGMA user_version``; v3 added ``posts.content_hash``)::
 
     posts           one slim row per post: ``pk`` (the internal key shared by
                     every other table), ``id`` (the Post id, unique) and the
@@ -40,7 +40,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,7 +60,7 @@ def _is_row_key(value: object) -> bool:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_PAGE_SIZE = 1000
 MAX_TERMS_SIZE = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,10 +96,13 @@ _SCHEMA: tuple[str, ...] = (
         topic        TEXT,              -- NULL: not analysed
         risk         REAL    NOT NULL,  -- -1: not analysed (keeps keyset sort NULL-free)
         critical     INTEGER NOT NULL,
-        author       TEXT
+        author       TEXT,
+        content_hash TEXT    NOT NULL DEFAULT ''  -- Post.content_hash (v3)
     )
     """,
     _POST_DOCS_DDL,
+    # Exact-duplicate look-ups of the crawl's dedup stage (existing_hashes).
+    "CREATE INDEX IF NOT EXISTS idx_posts_hash ON posts (content_hash, pk)",
     # Covering index for the dashboard's time-range aggregations: counts,
     # histograms and terms over a time window are answered from the index alone.
     """
@@ -136,9 +139,12 @@ _SCHEMA: tuple[str, ...] = (
 )
 
 _UPSERT_SQL = """
-INSERT INTO posts (id, published_at, source, platform, sentiment, topic, risk, critical, author)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO posts (
+    id, published_at, source, platform, sentiment, topic, risk, critical, author, content_hash
+)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
+    content_hash = excluded.content_hash,
     published_at = excluded.published_at,
     source = excluded.source,
     platform = excluded.platform,
@@ -325,6 +331,14 @@ class LocalPostStore:
                 conn.execute("INSERT OR REPLACE INTO post_docs (pk, doc) SELECT pk, doc FROM posts")
                 conn.execute("ALTER TABLE posts DROP COLUMN doc")
                 log.info("upgraded post store %s from schema v1 to v2", self._path)
+            if version in (1, 2):
+                # v3 copies Post.content_hash into an indexed column for exact-dup look-ups.
+                conn.execute("ALTER TABLE posts ADD COLUMN content_hash TEXT NOT NULL DEFAULT ''")
+                conn.execute(
+                    "UPDATE posts SET content_hash = COALESCE((SELECT json_extract(d.doc, "
+                    "'$.content_hash') FROM post_docs d WHERE d.pk = posts.pk), '')"
+                )
+                log.info("upgraded post store %s to schema v3 (content hashes)", self._path)
             if version < SCHEMA_VERSION:
                 for stmt in _SCHEMA:  # all IF NOT EXISTS
                     conn.execute(stmt)
@@ -397,6 +411,26 @@ class LocalPostStore:
                 log.warning("%s", err)
             raise err from exc
 
+    @contextmanager
+    def _autocommit(self, action: str) -> Iterator[sqlite3.Connection]:
+        """This thread's connection outside a transaction, errors as in :meth:`_transaction`.
+
+        For single-statement reads on the crawl's hot path (dedup look-ups):
+        one statement is its own snapshot, and BEGIN/COMMIT would double the cost.
+        """
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._conn()
+            yield conn
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
+            if isinstance(exc, sqlite3.ProgrammingError):
+                raise
+            err = self._translate(exc, action)
+            if isinstance(err, StoreUnavailable):
+                self._discard(conn)
+                log.warning("%s", err)
+            raise err from exc
+
     def close(self) -> None:
         """Close every thread's connection. Safe to call twice; a later call reopens."""
         with self._lock:
@@ -449,6 +483,7 @@ class LocalPostStore:
                 a.risk_score if a else -1.0,
                 1 if a and a.critical else 0,
                 post.author,
+                post.content_hash,
             )
             docs[post.id] = post.model_dump_json()
             tokens[post.id] = " ".join(t for t in toks if t.strip())
@@ -505,6 +540,69 @@ class LocalPostStore:
             )
         return found
 
+    # ------------------------------------------------------------------ dedup look-ups
+
+    def existing_hashes(self, hashes: Sequence[str]) -> dict[str, str]:
+        """``{content_hash: id}`` of stored posts with these hashes (first stored wins).
+
+        One indexed query per 500 hashes; see :class:`core.ports.ContentIndex`.
+        Raises ``StoreUnavailable`` on failure.
+        """
+        wanted = list(dict.fromkeys(h for h in hashes if h))
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        with self._autocommit("content-hash look-up") as conn:
+            for lo in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[lo : lo + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT content_hash, id FROM posts WHERE content_hash IN ({marks}) "
+                    "ORDER BY pk DESC",
+                    chunk,
+                ).fetchall()
+                found.update(rows)  # descending pk: the first stored post is written last
+        return found
+
+    def stored_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """``{id: content_hash}`` of the stored posts among ``ids``.
+
+        Raises ``StoreUnavailable`` on failure.
+        """
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        with self._autocommit("stored-hash look-up") as conn:
+            for lo in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[lo : lo + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    conn.execute(
+                        f"SELECT id, content_hash FROM posts WHERE id IN ({marks})", chunk
+                    ).fetchall()
+                )
+        return found
+
+    def set_group_counts(self, counts: Mapping[str, tuple[int, int]]) -> set[str]:
+        """Set the repost counts of stored posts in place; returns the ids updated.
+
+        Only the two fields of the stored JSON change (``json_set``): no
+        re-tokenizing, no index rewrite. Raises ``StoreUnavailable`` on failure.
+        """
+        updated: set[str] = set()
+        if not counts:
+            return updated
+        sql = (
+            "UPDATE post_docs SET doc = json_set(doc, '$.duplicates', ?, "
+            "'$.duplicate_reach', ?) WHERE pk = (SELECT pk FROM posts WHERE id = ?)"
+        )
+        with self._transaction(f"repost counts of {len(counts)} posts", write=True) as conn:
+            for post_id, (duplicates, reach) in counts.items():
+                if conn.execute(sql, (int(duplicates), int(reach), post_id)).rowcount:
+                    updated.add(post_id)
+        return updated
+
     # ------------------------------------------------------------------ reads
 
     def get(self, post_id: str) -> Post | None:
@@ -515,6 +613,29 @@ class LocalPostStore:
                 (post_id,),
             ).fetchone()
         return None if row is None else Post.model_validate_json(row[0])
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Post]:
+        """``{id: post}`` for each of ``ids`` that is stored, in the order of ``ids``.
+
+        Missing ids are left out; repeated ids count once. One indexed query
+        per 500 ids, in one snapshot. Raises ``StoreUnavailable`` on failure.
+        """
+        wanted = list(dict.fromkeys(ids))
+        docs: dict[str, str] = {}
+        if not wanted:
+            return {}
+        with self._transaction("get many", write=False) as conn:
+            for lo in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[lo : lo + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                docs.update(
+                    conn.execute(
+                        "SELECT p.id, d.doc FROM posts p JOIN post_docs d ON d.pk = p.pk "
+                        f"WHERE p.id IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                )
+        return {i: Post.model_validate_json(docs[i]) for i in wanted if i in docs}
 
     def count(self, query: PostQuery) -> int:
         """How many posts match ``query``. Raises ``StoreUnavailable`` on failure."""

@@ -14,9 +14,9 @@ no migrations yet: a column added later needs one (Alembic) before release.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -48,7 +48,7 @@ from sqlalchemy.exc import (
     InterfaceError,
     OperationalError,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateSchema
 from sqlalchemy.types import TypeDecorator
@@ -122,6 +122,10 @@ class IncidentRow(Base):
     entity: Mapped[str | None] = mapped_column(String(200))
     sources: Mapped[list[str]] = mapped_column(JSON, default=list)
     ticket_links: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # Added with issue 6 (grouping, silences); _add_missing_columns adds them to older databases.
+    rules: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    members: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    silenced_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AlertRow(Base):
@@ -217,6 +221,80 @@ class TicketRow(Base):
     customer_ref: Mapped[str] = mapped_column(String(200), default="")
 
 
+class ProblemRow(Base):
+    """A problem record (issue 7): one incident and its tickets, owned by the complaint team."""
+
+    __tablename__ = "problems"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    owner_team: Mapped[str] = mapped_column(String(200))
+    owner_user: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    ticket_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+PROBLEM_STATUSES = ("open", "investigating", "resolved", "closed")
+"""Statuses of a :class:`Problem`, in their usual order (any change is allowed and audited)."""
+PROBLEM_STATUS_ZH: dict[str, str] = {
+    "open": "待处理",
+    "investigating": "处理中",
+    "resolved": "已解决",
+    "closed": "已关闭",
+}
+"""The Chinese label of each problem status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A stored problem record, read together with what it is kept in sync with.
+
+    ``ticket_statuses`` (ticket id → status) and ``incident_status`` are read
+    from the tickets and incidents tables at the same time as the problem, so a
+    pushed or imported ticket update shows here at once. A ticket id the store
+    no longer has is absent from ``ticket_statuses``.
+    """
+
+    id: int
+    incident_id: int
+    title: str
+    owner_team: str
+    owner_user: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    ticket_ids: list[str]
+    ticket_statuses: dict[str, str]
+    incident_status: str | None
+
+    @property
+    def incident_resolved(self) -> bool:
+        """Whether the incident the problem was promoted from is resolved."""
+        return self.incident_status == IncidentStatus.RESOLVED.value
+
+    def open_ticket_ids(self, closed_statuses: Iterable[str]) -> list[str]:
+        """Ticket ids whose status is not one of ``closed_statuses`` (case and spaces ignored).
+
+        A ticket the store no longer has counts as open: nobody saw it closed.
+        """
+        closed = {s.strip().lower() for s in closed_statuses}
+        statuses = self.ticket_statuses
+        return [
+            t
+            for t in self.ticket_ids
+            if t not in statuses or statuses[t].strip().lower() not in closed
+        ]
+
+    def all_tickets_closed(self, closed_statuses: Iterable[str]) -> bool:
+        """Whether every linked ticket is closed in the complaint system."""
+        return bool(self.ticket_ids) and not self.open_ticket_ids(closed_statuses)
+
+
 class CrawlRunRow(Base):
     __tablename__ = "crawl_runs"
     __table_args__ = (Index("ix_crawl_runs_source_started", "source", "started_at"),)
@@ -231,6 +309,113 @@ class CrawlRunRow(Base):
     dropped: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     errors: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class IncidentNoteRow(Base):
+    """An analyst's note on an incident, or a saved draft report (``kind`` = ``draft``)."""
+
+    __tablename__ = "incident_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), default="note")
+    user: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentNote:
+    """One note (``kind="note"``) or saved draft report (``kind="draft"``) of an incident."""
+
+    id: int
+    incident_id: int
+    kind: str
+    user: str
+    text: str
+    at: datetime
+
+
+NOTE_KINDS = ("note", "draft")
+"""Kinds of :class:`IncidentNote`: a free-text note, or a saved draft report."""
+_NOTE_AUDIT_ACTIONS = {"note": "note", "draft": "draft_saved"}
+_NOTE_MAX_CHARS = 20_000
+
+
+class SilenceRow(Base):
+    """A silence: notifications of matching incidents are held in ``[starts_at, ends_at)``."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str | None] = mapped_column(String(100))
+    key: Mapped[str | None] = mapped_column(String(300))
+    entity: Mapped[str | None] = mapped_column(String(200))
+    topic: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str | None] = mapped_column(String(100))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    include_grade_i: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+    removed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceEntry:
+    """One stored silence (``yuqing rules silence add``); matching is :mod:`storage.silences`."""
+
+    id: int
+    rule: str | None
+    key: str | None
+    entity: str | None
+    topic: str | None
+    source: str | None
+    starts_at: datetime
+    ends_at: datetime
+    include_grade_i: bool
+    created_by: str
+    reason: str
+    created_at: datetime
+    removed_at: datetime | None
+    removed_by: str | None
+
+
+class DashboardUserRow(Base):
+    """A dashboard user managed in the 用户管理 screen (config-file users are not here)."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(40))
+    # Only ever a ``scrypt$…`` hash (dashboard.auth.hash_password); never a password.
+    password_hash: Mapped[str] = mapped_column(String(300))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """One user of the ``users`` table (``password_hash`` is hidden from ``repr``)."""
+
+    username: str
+    display_name: str
+    role: str
+    password_hash: str = field(repr=False)
+    enabled: bool = True
+    created_at: datetime | None = None
+    created_by: str = ""
+    updated_at: datetime | None = None
+    updated_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +445,12 @@ class Escalation:
 
 _ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "outbox": {"payload": "JSON"},
-    "incidents": {"ticket_links": "JSON"},
+    "incidents": {
+        "ticket_links": "JSON",
+        "rules": "JSON",
+        "members": "JSON",
+        "silenced_by": "INTEGER",
+    },
 }
 """Columns added after a table first shipped: (table → column → SQL type), for databases
 created before them. A stop-gap until the schema has real (Alembic) migrations."""
@@ -804,6 +994,205 @@ class SqlStateStore:
         with self._session("list tickets") as s:
             return [_ticket(r) for r in s.scalars(stmt.limit(limit))]
 
+    def get_ticket(self, ticket_id: str) -> Ticket | None:
+        """The ticket with this id, or ``None``."""
+        with self._session("get ticket") as s:
+            row = s.get(TicketRow, ticket_id)
+            return None if row is None else _ticket(row)
+
+    # ------------------------------------------------------------------ problems (issue 7)
+
+    def create_problem(
+        self,
+        incident_id: int,
+        *,
+        title: str,
+        owner_team: str,
+        ticket_ids: Sequence[str],
+        actor: str,
+        owner_user: str = "",
+    ) -> Problem:
+        """Promote incident ``incident_id`` and its tickets to a problem with status ``open``.
+
+        Writes a ``problem_promote`` audit entry on ``problem:<id>`` and a
+        ``promote`` entry on ``incident:<incident_id>`` (so the incident's
+        timeline shows it) in the same transaction. Raises ``QueryError`` for
+        an unknown incident, an incident already promoted (naming its problem),
+        no ticket ids, or an empty ``actor`` or ``owner_team``.
+        """
+        ids = list(dict.fromkeys(t.strip() for t in ticket_ids if t.strip()))
+        if not actor.strip():
+            raise QueryError("create_problem: actor must not be empty")
+        if not owner_team.strip():
+            raise QueryError("create_problem: owner_team must not be empty")
+        if not ids:
+            raise QueryError(f"incident {incident_id} has no linked complaint tickets to promote")
+        now = _aware(self._clock(), "clock()")
+        try:
+            with self._session("create problem") as s:
+                self._require(s, IncidentRow, incident_id, "incident")
+                taken = s.scalar(select(ProblemRow.id).where(ProblemRow.incident_id == incident_id))
+                if taken is not None:
+                    raise QueryError(f"incident {incident_id} is already problem {taken}")
+                row = ProblemRow(
+                    incident_id=incident_id,
+                    title=title,
+                    owner_team=owner_team.strip(),
+                    owner_user=owner_user.strip(),
+                    status=PROBLEM_STATUSES[0],
+                    created_at=now,
+                    updated_at=now,
+                    created_by=actor,
+                    ticket_ids=ids,
+                )
+                s.add(row)
+                s.flush()
+                owner = f"{row.owner_team}/{row.owner_user}" if row.owner_user else row.owner_team
+                s.add(
+                    AuditRow(
+                        at=now,
+                        actor=actor,
+                        action="problem_promote",
+                        target=f"problem:{row.id}",
+                        detail=f"incident {incident_id}; owner {owner}; tickets {', '.join(ids)}",
+                    )
+                )
+                s.add(
+                    AuditRow(
+                        at=now,
+                        actor=actor,
+                        action="promote",
+                        target=f"incident:{incident_id}",
+                        detail=f"problem {row.id} ({owner}), {len(ids)} tickets",
+                    )
+                )
+                return self._problems(s, [row])[0]
+        except PermanentStoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):  # promoted concurrently
+                raise QueryError(f"incident {incident_id} is already a problem") from exc
+            raise
+
+    def get_problem(self, problem_id: int) -> Problem | None:
+        """The problem with this id, or ``None``."""
+        with self._session("get problem") as s:
+            row = s.get(ProblemRow, problem_id)
+            return None if row is None else self._problems(s, [row])[0]
+
+    def get_problem_for_incident(self, incident_id: int) -> Problem | None:
+        """The problem incident ``incident_id`` was promoted to, or ``None``."""
+        with self._session("get problem of incident") as s:
+            row = s.scalars(select(ProblemRow).where(ProblemRow.incident_id == incident_id)).first()
+            return None if row is None else self._problems(s, [row])[0]
+
+    def list_problems(
+        self, *, status: Sequence[str] | None = None, limit: int = 200
+    ) -> list[Problem]:
+        """Problems newest first (by ``created_at``), optionally only those in ``status``."""
+        stmt = select(ProblemRow).order_by(ProblemRow.created_at.desc(), ProblemRow.id.desc())
+        if status is not None:
+            stmt = stmt.where(ProblemRow.status.in_(list(status)))
+        with self._session("list problems") as s:
+            return self._problems(s, list(s.scalars(stmt.limit(limit))))
+
+    def set_problem_status(
+        self, problem_id: int, status: str, *, actor: str, note: str = ""
+    ) -> Problem:
+        """Change the problem's status; a change writes a ``problem_status`` audit entry.
+
+        Setting the status it already has changes nothing and writes nothing.
+        Raises ``QueryError`` for an unknown id, a status not in
+        :data:`PROBLEM_STATUSES` or an empty ``actor``.
+        """
+        if status not in PROBLEM_STATUSES:
+            raise QueryError(
+                f"unknown problem status {status!r}; use one of {', '.join(PROBLEM_STATUSES)}"
+            )
+        if not actor.strip():
+            raise QueryError("set_problem_status: actor must not be empty")
+        now = _aware(self._clock(), "clock()")
+        with self._session("set problem status") as s:
+            row = self._require(s, ProblemRow, problem_id, "problem")
+            if row.status != status:
+                detail = f"{row.status} → {status}" + (f": {note}" if note.strip() else "")
+                row.status = status
+                row.updated_at = now
+                s.add(
+                    AuditRow(
+                        at=now,
+                        actor=actor,
+                        action="problem_status",
+                        target=f"problem:{problem_id}",
+                        detail=detail,
+                    )
+                )
+            s.flush()
+            return self._problems(s, [row])[0]
+
+    def add_problem_tickets(
+        self, problem_id: int, ticket_ids: Sequence[str], *, actor: str
+    ) -> Problem:
+        """Add tickets (linked to the incident since it was promoted) to the problem.
+
+        Ids it already has are skipped; adding any writes a ``problem_tickets``
+        audit entry. Raises ``QueryError`` for an unknown id or an empty ``actor``.
+        """
+        if not actor.strip():
+            raise QueryError("add_problem_tickets: actor must not be empty")
+        now = _aware(self._clock(), "clock()")
+        with self._session("add problem tickets") as s:
+            row = self._require(s, ProblemRow, problem_id, "problem")
+            have = list(row.ticket_ids or [])
+            new = [t for t in dict.fromkeys(x.strip() for x in ticket_ids) if t and t not in have]
+            if new:
+                row.ticket_ids = [*have, *new]  # a new list: JSON columns track assignment only
+                row.updated_at = now
+                s.add(
+                    AuditRow(
+                        at=now,
+                        actor=actor,
+                        action="problem_tickets",
+                        target=f"problem:{problem_id}",
+                        detail=f"added {', '.join(new)}",
+                    )
+                )
+            s.flush()
+            return self._problems(s, [row])[0]
+
+    @staticmethod
+    def _problems(session: Session, rows: Sequence[ProblemRow]) -> list[Problem]:
+        """Rows as :class:`Problem`, with their tickets' and incidents' current statuses."""
+        ticket_ids = sorted({t for r in rows for t in (r.ticket_ids or [])})
+        statuses: dict[str, str] = {}
+        for lo in range(0, len(ticket_ids), _IN_CHUNK):
+            chunk = ticket_ids[lo : lo + _IN_CHUNK]
+            stmt = select(TicketRow.ticket_id, TicketRow.status).where(
+                TicketRow.ticket_id.in_(chunk)
+            )
+            statuses.update({tid: status for tid, status in session.execute(stmt)})
+        incident_ids = sorted({r.incident_id for r in rows})
+        incidents: dict[int, str] = {}
+        for lo in range(0, len(incident_ids), _IN_CHUNK):
+            chunk_ids = incident_ids[lo : lo + _IN_CHUNK]
+            stmt_i = select(IncidentRow.id, IncidentRow.status).where(IncidentRow.id.in_(chunk_ids))
+            incidents.update({iid: status for iid, status in session.execute(stmt_i)})
+        return [
+            Problem(
+                id=r.id,
+                incident_id=r.incident_id,
+                title=r.title,
+                owner_team=r.owner_team,
+                owner_user=r.owner_user or "",
+                status=r.status,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                created_by=r.created_by,
+                ticket_ids=list(r.ticket_ids or []),
+                ticket_statuses={t: statuses[t] for t in (r.ticket_ids or []) if t in statuses},
+                incident_status=incidents.get(r.incident_id),
+            )
+            for r in rows
+        ]
+
     # ------------------------------------------------------------------ crawl runs
 
     def record_crawl_run(self, run: CrawlRun) -> CrawlRun:
@@ -823,8 +1212,310 @@ class SqlStateStore:
         with self._session("list crawl runs") as s:
             return [_crawl_run(r) for r in s.scalars(stmt.limit(limit))]
 
+    def crawl_gaps(
+        self, *, since: datetime, until: datetime, limit: int = 5000
+    ) -> list[tuple[str, datetime, datetime | None]]:
+        """Outages of sources as ``(source, start, end)``, oldest first: from a failed run
+        started in ``[since, until)`` to the next successful run of that source before
+        ``until`` (``end`` ``None``: still down at ``until``). Consecutive failures are one gap.
+
+        The detectors read it so that a source with no successful run is a gap in
+        the data, not a drop to zero (:mod:`alerts.health`).
+        """
+        start, end = _aware(since, "since"), _aware(until, "until")
+        ok_run = aliased(CrawlRunRow)
+        next_ok = (
+            select(func.min(ok_run.started_at))
+            .where(
+                ok_run.source == CrawlRunRow.source,
+                ok_run.ok.is_(True),
+                ok_run.started_at > CrawlRunRow.started_at,
+                ok_run.started_at < end,
+            )
+            .scalar_subquery()
+        )
+        stmt = (
+            select(CrawlRunRow.source, CrawlRunRow.started_at, next_ok)
+            .where(
+                CrawlRunRow.ok.is_(False),
+                CrawlRunRow.started_at >= start,
+                CrawlRunRow.started_at < end,
+            )
+            .order_by(CrawlRunRow.started_at)
+            .limit(limit)
+        )
+        gaps: dict[tuple[str, datetime | None], datetime] = {}
+        with self._session("crawl gaps") as s:
+            # Both times come back aware UTC (UtcDateTime, also through min()).
+            for source, failed_at, recovered in s.execute(stmt):
+                gaps.setdefault((source, recovered), failed_at)
+        return sorted(
+            ((src, first, back) for (src, back), first in gaps.items()), key=lambda g: g[1]
+        )
+
+    # ------------------------------------------------------------------ incident notes
+
+    def add_note(
+        self, incident_id: int, *, user: str, text: str, kind: str = "note"
+    ) -> IncidentNote:
+        """Store a note (or, ``kind="draft"``, a saved draft report) on the incident.
+
+        The note and its audit entry (action ``note`` or ``draft_saved``, actor
+        ``user``, detail: the start of the text) are written in one transaction.
+        Raises ``QueryError`` for an unknown incident or kind, an empty ``user``
+        or ``text``, or a text longer than 20 000 characters.
+        """
+        if not user.strip():
+            raise QueryError("add_note: user must not be empty")
+        if not text.strip():
+            raise QueryError("add_note: the note text must not be empty")
+        if len(text) > _NOTE_MAX_CHARS:
+            raise QueryError(f"add_note: text is {len(text)} characters, at most {_NOTE_MAX_CHARS}")
+        if kind not in NOTE_KINDS:
+            raise QueryError(f"add_note: unknown kind {kind!r}; one of {', '.join(NOTE_KINDS)}")
+        now = _aware(self._clock(), "clock()")
+        with self._session("add note") as s:
+            self._require(s, IncidentRow, incident_id, "incident")
+            row = IncidentNoteRow(incident_id=incident_id, kind=kind, user=user, text=text, at=now)
+            s.add(row)
+            s.add(
+                AuditRow(
+                    at=now,
+                    actor=user,
+                    action=_NOTE_AUDIT_ACTIONS[kind],
+                    target=f"incident:{incident_id}",
+                    # The audit log keeps the start of a note; a draft is long, its size is enough.
+                    detail=_clip(text, 500) if kind == "note" else f"{len(text)} 字",
+                )
+            )
+            s.flush()
+            return _note(row)
+
+    def list_notes(
+        self, incident_id: int, *, kind: str | None = None, limit: int = 200
+    ) -> list[IncidentNote]:
+        """Notes of one incident, oldest first (its newest ``limit``), optionally one ``kind``."""
+        stmt = (
+            select(IncidentNoteRow)
+            .where(IncidentNoteRow.incident_id == incident_id)
+            .order_by(IncidentNoteRow.at.desc(), IncidentNoteRow.id.desc())
+        )
+        if kind is not None:
+            stmt = stmt.where(IncidentNoteRow.kind == kind)
+        with self._session("list notes") as s:
+            return [_note(r) for r in reversed(list(s.scalars(stmt.limit(limit))))]
+
+    # ------------------------------------------------------------------ silences
+
+    def add_silence(
+        self,
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str,
+        reason: str,
+        rule: str | None = None,
+        key: str | None = None,
+        entity: str | None = None,
+        topic: str | None = None,
+        source: str | None = None,
+        include_grade_i: bool = False,
+    ) -> SilenceEntry:
+        """Store a silence and its audit entry in one transaction; returns it with its id.
+
+        Raises ``QueryError`` when it has no matcher (rule, key, entity, topic or
+        source), ends before it starts, or ``created_by``/``reason`` is empty.
+        """
+        if not created_by.strip():
+            raise QueryError("silence: created_by must not be empty")
+        if not reason.strip():
+            raise QueryError("silence: a reason is required")
+        if not any((rule, key, entity, topic, source)):
+            raise QueryError("silence: give at least one of rule, key, entity, topic, source")
+        start = _aware(starts_at, "starts_at")
+        end = _aware(ends_at, "ends_at")
+        if end <= start:
+            raise QueryError("silence: ends_at must be after starts_at")
+        now = _aware(self._clock(), "clock()")
+        with self._session("add silence") as s:
+            row = SilenceRow(
+                rule=rule,
+                key=key,
+                entity=entity,
+                topic=topic,
+                source=source,
+                starts_at=start,
+                ends_at=end,
+                include_grade_i=include_grade_i,
+                created_by=created_by,
+                reason=reason,
+                created_at=now,
+                removed_at=None,
+                removed_by=None,
+            )
+            s.add(row)
+            s.flush()
+            s.add(
+                AuditRow(
+                    at=now,
+                    actor=created_by,
+                    action="silence_add",
+                    target=f"silence:{row.id}",
+                    detail=reason,
+                )
+            )
+            s.flush()
+            return _silence(row)
+
+    def mark_silenced(self, incident_id: int, silence_id: int | None) -> None:
+        """Set only ``incidents.silenced_by`` (the escalation job keeps it current as
+        silences start and end, without rewriting the rest of the incident)."""
+        with self._session("mark silenced") as s:
+            row = self._require(s, IncidentRow, incident_id, "incident")
+            row.silenced_by = silence_id
+
+    def list_silences(
+        self, *, active_at: datetime | None = None, include_removed: bool = False, limit: int = 200
+    ) -> list[SilenceEntry]:
+        """Silences newest first; ``active_at`` keeps those in force at that moment
+        (started, not ended, not removed). Removed ones only with ``include_removed``."""
+        stmt = select(SilenceRow).order_by(SilenceRow.created_at.desc(), SilenceRow.id.desc())
+        if active_at is not None:
+            at = _aware(active_at, "active_at")
+            stmt = stmt.where(SilenceRow.starts_at <= at, SilenceRow.ends_at > at)
+        if active_at is not None or not include_removed:
+            stmt = stmt.where(SilenceRow.removed_at.is_(None))
+        with self._session("list silences") as s:
+            return [_silence(r) for r in s.scalars(stmt.limit(limit))]
+
+    def remove_silence(self, silence_id: int, *, user: str, note: str = "") -> SilenceEntry:
+        """End a silence now (kept for the record, with who removed it) and audit it.
+
+        Raises ``QueryError`` for an unknown id or an empty ``user``; removing
+        an already removed silence changes nothing.
+        """
+        if not user.strip():
+            raise QueryError("remove silence: user must not be empty")
+        now = _aware(self._clock(), "clock()")
+        with self._session("remove silence") as s:
+            row = self._require(s, SilenceRow, silence_id, "silence")
+            if row.removed_at is None:
+                row.removed_at = now
+                row.removed_by = user
+                s.add(
+                    AuditRow(
+                        at=now,
+                        actor=user,
+                        action="silence_remove",
+                        target=f"silence:{silence_id}",
+                        detail=note,
+                    )
+                )
+            s.flush()
+            return _silence(row)
+
+    # ------------------------------------------------------------------ dashboard users
+
+    def list_users(self) -> list[StoredUser]:
+        """Every user of the ``users`` table, by user name (enabled or not)."""
+        with self._session("list users") as s:
+            return [
+                _user(r)
+                for r in s.scalars(select(DashboardUserRow).order_by(DashboardUserRow.username))
+            ]
+
+    def get_user(self, username: str) -> StoredUser | None:
+        """The user named ``username``, or ``None``."""
+        with self._session("get user") as s:
+            row = s.get(DashboardUserRow, username)
+            return None if row is None else _user(row)
+
+    def add_user(
+        self, *, username: str, display_name: str, role: str, password_hash: str, actor: str
+    ) -> StoredUser:
+        """Insert an enabled user and its audit entry (``user_add``) in one transaction.
+
+        ``password_hash`` must be a ``scrypt$…`` hash: a clear password is refused.
+        Raises ``QueryError`` for an existing name, an empty name, role or actor.
+        """
+        _check_user_change(username, actor, password_hash)
+        if not role.strip():
+            raise QueryError("add user: role must not be empty")
+        now = _aware(self._clock(), "clock()")
+        with self._session("add user") as s:
+            if s.get(DashboardUserRow, username) is not None:
+                raise QueryError(f"user {username!r} already exists")
+            row = DashboardUserRow(
+                username=username,
+                display_name=display_name,
+                role=role,
+                password_hash=password_hash,
+                enabled=True,
+                created_at=now,
+                created_by=actor,
+                updated_at=now,
+                updated_by=actor,
+            )
+            s.add(row)
+            s.add(_user_audit(now, actor, "user_add", username, f"role={role}"))
+            s.flush()
+            return _user(row)
+
+    def set_user_enabled(self, username: str, enabled: bool, *, actor: str) -> StoredUser:
+        """Enable or disable a user, audited (``user_enable`` / ``user_disable``).
+
+        Raises ``QueryError`` for an unknown user or an empty actor.
+        """
+        _check_user_change(username, actor)
+        now = _aware(self._clock(), "clock()")
+        with self._session("enable user") as s:
+            row = self._require(s, DashboardUserRow, username, "user")
+            row.enabled = enabled
+            row.updated_at, row.updated_by = now, actor
+            action = "user_enable" if enabled else "user_disable"
+            s.add(_user_audit(now, actor, action, username))
+            s.flush()
+            return _user(row)
+
+    def set_user_password(self, username: str, password_hash: str, *, actor: str) -> StoredUser:
+        """Replace a user's password hash, audited (``user_password_reset``; no hash in it).
+
+        Raises ``QueryError`` for an unknown user, an empty actor or a value
+        that is not a ``scrypt$…`` hash.
+        """
+        _check_user_change(username, actor, password_hash)
+        now = _aware(self._clock(), "clock()")
+        with self._session("reset password") as s:
+            row = self._require(s, DashboardUserRow, username, "user")
+            row.password_hash = password_hash
+            row.updated_at, row.updated_by = now, actor
+            s.add(_user_audit(now, actor, "user_password_reset", username))
+            s.flush()
+            return _user(row)
+
 
 # ---------------------------------------------------------------------- row -> model
+
+
+def _user(row: DashboardUserRow) -> StoredUser:
+    return StoredUser(**_columns(row))
+
+
+def _user_audit(
+    now: datetime, actor: str, action: str, username: str, detail: str = ""
+) -> AuditRow:
+    return AuditRow(at=now, actor=actor, action=action, target=f"user:{username}", detail=detail)
+
+
+def _check_user_change(username: str, actor: str, password_hash: str | None = None) -> None:
+    if not username.strip():
+        raise QueryError("user name must not be empty")
+    if not actor.strip():
+        raise QueryError("the acting user must not be empty")
+    # The store cannot check a hash (that is dashboard.auth); it can refuse what
+    # is plainly not one, so a clear password never reaches the table.
+    if password_hash is not None and not password_hash.startswith("scrypt$"):
+        raise QueryError("password_hash must be a scrypt$… hash, never a clear password")
 
 
 def _columns(row: Base) -> dict[str, Any]:
@@ -834,6 +1525,8 @@ def _columns(row: Base) -> dict[str, Any]:
 def _incident(row: IncidentRow) -> Incident:
     values = _columns(row)
     values["ticket_links"] = values.get("ticket_links") or []
+    values["rules"] = values.get("rules") or []
+    values["members"] = values.get("members") or []
     return Incident.model_validate(values)
 
 
@@ -853,3 +1546,22 @@ def _ticket(row: TicketRow) -> Ticket:
 
 def _crawl_run(row: CrawlRunRow) -> CrawlRun:
     return CrawlRun.model_validate(_columns(row))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _note(row: IncidentNoteRow) -> IncidentNote:
+    return IncidentNote(
+        id=row.id,
+        incident_id=row.incident_id,
+        kind=row.kind,
+        user=row.user,
+        text=row.text,
+        at=row.at,
+    )
+
+
+def _silence(row: SilenceRow) -> SilenceEntry:
+    return SilenceEntry(**_columns(row))

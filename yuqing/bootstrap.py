@@ -17,16 +17,19 @@ from pathlib import Path
 from alerts.actions import act
 from alerts.detector import Detector, policy_from_settings
 from alerts.service import Service
+from alerts.tickets.problems import TicketDesk
 from core.errors import ConfigError, StoreUnavailable
 from core.models import CrawlRun, Incident, PostQuery, utcnow
 from core.ports import PostStore, StateStore
 from core.settings import Settings, get_settings
+from crawler.progress import CrawlProgress
 from crawler.services import CrawlServices
 from dashboard.auth import AuthPolicy
 from dashboard.data import DashboardData
 from nlp.analyzer import Analyzer
 from nlp.mentions import MentionMatcher
 from nlp.segment import tokenize
+from storage.dedup_index import DedupIndex
 from storage.local import LocalPostStore
 from storage.spool import Spool
 from storage.state import SqlStateStore
@@ -68,14 +71,26 @@ def build_crawl_services(settings: Settings) -> CrawlServices:
         analyzer=build_analyzer(settings),
         mention_matcher=MentionMatcher(settings.watchlist),
         state_store=build_state_store(settings),
+        # LSH band keys and repost groups (docs/dedup.md), shared by every crawl process.
+        dedup_index=DedupIndex(Path(settings.data_dir) / "dedup.db"),
     )
 
 
-def run_one_crawl(settings: Settings, source: str, services: CrawlServices) -> CrawlRun:
-    """Crawl ``source`` once in this process (Scrapy's reactor: once per process)."""
+def run_one_crawl(
+    settings: Settings,
+    source: str,
+    services: CrawlServices,
+    *,
+    resume: bool = True,
+    progress: Callable[[CrawlProgress], None] | None = None,
+) -> CrawlRun:
+    """Crawl ``source`` once in this process (Scrapy's reactor: once per process).
+
+    ``resume`` and ``progress``: see :func:`crawler.runner.run_crawl`.
+    """
     from crawler.runner import run_crawl
 
-    return run_crawl(settings, source, services)
+    return run_crawl(settings, source, services, resume=resume, progress=progress)
 
 
 def crawl_command_for(config_path: Path | None) -> Callable[[str], list[str]]:
@@ -103,6 +118,7 @@ class _OwningService(Service):
     """A Service that also closes the stores bootstrap opened for it."""
 
     def __init__(self, settings: Settings, config_path: Path | None) -> None:
+        push_token = ticket_push_token(settings)  # a bad token fails before any store opens
         self._owned_posts = build_post_store(settings)
         self._owned_state = build_state_store(settings)
         try:
@@ -117,6 +133,7 @@ class _OwningService(Service):
             state_store=self._owned_state,
             crawl_command=crawl_command_for(config_path),
             serve_links=True,
+            ticket_push_token=push_token,
         )
 
     def run_forever(self) -> None:
@@ -125,6 +142,29 @@ class _OwningService(Service):
         finally:
             self._owned_posts.close()
             self._owned_state.close()
+
+
+def ticket_push_token(settings: Settings) -> str | None:
+    """The ticket push endpoint's token from the environment (``tickets.push_token_env``).
+
+    ``None`` when the variable is unset or empty: ``yuqing run`` then serves no
+    push endpoint. Raises ``ConfigError`` for a token shorter than 16 characters.
+    """
+    import os
+
+    from alerts.tickets.push import MIN_TOKEN_LENGTH
+
+    env = settings.tickets.push_token_env
+    token = os.environ.get(env, "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{env} is set but shorter than {MIN_TOKEN_LENGTH} characters: use a random token "
+            f"(the complaint system sends it as 'Authorization: Bearer <token>'), or unset it "
+            "to run without the ticket push endpoint"
+        )
+    return token
 
 
 def build_service(settings: Settings, *, config_path: Path | None) -> Service:
@@ -159,6 +199,40 @@ def incident_action(
     return run
 
 
+def draft_reporter(
+    settings: Settings, state: StateStore, posts: PostStore
+) -> Callable[[int], str | None]:
+    """``incident_id -> draft report`` (``alerts.regulatory.draft_report``) for the dashboard.
+
+    The draft is built from what yuqing recorded: the incident, its alerts,
+    its first five posts (masked) and its audit trail. ``None`` for an unknown
+    incident. Store errors (``StoreUnavailable``) propagate.
+    """
+    from zoneinfo import ZoneInfo
+
+    from alerts.regulatory import draft_report
+
+    def build(incident_id: int) -> str | None:
+        incident = state.get_incident(incident_id)
+        if incident is None:
+            return None
+        found = [posts.get(pid) for pid in incident.post_ids[:5]]
+        list_audit = getattr(state, "list_audit", None)  # SqlStateStore keeps an audit log
+        audit = list_audit(100, target=f"incident:{incident_id}") if list_audit else []
+        return draft_report(
+            incident,
+            bank=settings.watchlist.bank.name,
+            alerts=state.list_alerts(incident_id=incident_id),
+            posts=[p for p in found if p is not None],
+            actions=[(e.at, e.actor, e.action, e.detail) for e in audit],
+            config=settings.reporting,
+            tz=ZoneInfo(settings.timezone),
+            now=utcnow(),
+        )
+
+    return build
+
+
 def build_dashboard_data(settings: Settings | None = None) -> DashboardData:
     """The dashboard's data module over the configured stores (settings from the environment)."""
     settings = settings or get_settings()
@@ -172,4 +246,7 @@ def build_dashboard_data(settings: Settings | None = None) -> DashboardData:
         public_url=settings.dashboard.public_url,
         act=incident_action(settings, state, posts),
         auth=auth,
+        settings=settings,
+        draft_report=draft_reporter(settings, state, posts),
+        tickets=TicketDesk(posts, state, settings.watchlist, settings.tickets.closed_statuses),
     )

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from core.errors import ConfigError, YuqingError
 from core.settings import Settings, load_settings
-from yuqing import cli_backtest, cli_index, cli_nlp, cli_rules, cli_tickets, cli_users
+from yuqing import cli_backtest, cli_index, cli_nlp, cli_reports, cli_rules, cli_tickets, cli_users
 from yuqing.cli_common import ConfigOpt
 from yuqing.logging_setup import configure_logging
 
@@ -36,6 +36,7 @@ app.add_typer(cli_nlp.app, name="nlp")
 app.add_typer(cli_tickets.app, name="tickets")
 app.add_typer(cli_rules.app, name="rules")
 app.add_typer(cli_users.app, name="users")
+app.add_typer(cli_reports.app, name="report")
 app.command("backtest")(cli_backtest.backtest)
 channels_app = typer.Typer(help="Check notification channels.", no_args_is_help=True)
 app.add_typer(channels_app, name="channels")
@@ -95,10 +96,18 @@ def _hide_password(url: str) -> str:
 def crawl(
     source: Annotated[str, typer.Argument(help="Source name from the config.")],
     config: ConfigOpt = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume",
+            help="Go on with an interrupted crawl of this source (default), or start afresh.",
+        ),
+    ] = True,
 ) -> None:
-    """Crawl one source now (in this process) and print a summary."""
+    """Crawl one source now (in this process): a live progress line, then a summary."""
     from alerts.service import CRAWL_EXIT_RECORDED_NOT_OK
     from yuqing.bootstrap import build_crawl_services, run_one_crawl
+    from yuqing.crawl_view import live_progress, summary_table
 
     settings = _settings(config)
     try:
@@ -108,17 +117,11 @@ def crawl(
         raise typer.Exit(2) from exc
     services = build_crawl_services(settings)
     try:
-        run = run_one_crawl(settings, source, services)
+        with live_progress(console, source) as (progress, last):
+            run = run_one_crawl(settings, source, services, resume=resume, progress=progress)
     finally:
         services.close()
-    table = Table(title=f"crawl {source}")
-    for col in ("fetched", "kept", "dropped", "errors", "ok"):
-        table.add_column(col)
-    dropped = ", ".join(f"{k}: {v}" for k, v in sorted(run.dropped.items())) or "0"
-    table.add_row(
-        str(run.fetched), str(run.kept), dropped, str(run.errors), "yes" if run.ok else "NO"
-    )
-    console.print(table)
+    console.print(summary_table(source, run, last[0] if last else None))
     if run.message:
         console.print(run.message)
     if not run.ok:
@@ -155,7 +158,11 @@ def run(config: ConfigOpt = None) -> None:
     from yuqing.bootstrap import build_service
 
     settings = _settings(config)
-    service = build_service(settings, config_path=config)
+    try:
+        service = build_service(settings, config_path=config)
+    except ConfigError as exc:  # e.g. a ticket push token that is too short
+        err_console.print(f"[bold red]configuration error[/]\n{exc}")
+        raise typer.Exit(2) from exc
     service.run_forever()
 
 

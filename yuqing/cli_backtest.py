@@ -55,13 +55,20 @@ def backtest(
         title=f"backtest {report.scenario}: {report.cycles} cycles, "
         f"{report.true_incidents} true incident(s), {report.weeks:.2f} simulated weeks"
     )
-    for column in ("rule", "found", "missed", "false alarms", "median delay (cycles)"):
+    columns = ("rule", "found", "missed", "false alarms", "median delay (cycles)", "(minutes)")
+    for column in columns:
         table.add_column(column)
     rows = [*report.by_rule.items(), ("overall", report.overall)]
     for name, s in rows:
         delay = "-" if s.median_delay_cycles is None else f"{s.median_delay_cycles:g}"
-        table.add_row(name, str(s.found), str(s.missed), str(s.false_alarms), delay)
+        minutes = "-" if s.median_delay_minutes is None else f"{s.median_delay_minutes:.1f}"
+        table.add_row(name, str(s.found), str(s.missed), str(s.false_alarms), delay, minutes)
     console.print(table)
+    console.print(
+        "delay in cycles: from the event's start; in minutes: from its first critical post "
+        "(events with critical posts only). A rule joining another rule's incident counts "
+        "for that rule, and once overall."
+    )
     console.print(
         f"found ratio {report.found_ratio:.2f}, "
         f"false alarms per week {report.false_alarms_per_week:.2f}"

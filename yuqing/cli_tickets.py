@@ -6,6 +6,12 @@ Registered in :mod:`yuqing.cli` as ``app.add_typer(cli_tickets.app, name="ticket
   upserts the tickets by id (see :mod:`alerts.tickets.importer`). All or
   nothing per file unless ``--partial``.
 * ``list`` shows the newest stored tickets.
+* ``serve`` runs the push endpoint alone (``yuqing run`` also serves it when
+  the push token is set).
+* ``link INCIDENT_ID`` / ``posts TICKET_ID``: incident → tickets and
+  ticket → public posts, each with the reasons.
+* ``problem promote|list|set-status``: problem records (an incident and its
+  tickets, owned by the complaint team; see :mod:`alerts.tickets.problems`).
 
 Exit codes: 0 imported, 1 rows were rejected (with ``--partial``: the valid
 ones were still written) or the store failed, 2 the file or the configuration
@@ -17,7 +23,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import typer
@@ -25,7 +31,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from alerts.tickets.problems import ProblemStore
+
 from core.errors import ConfigError, StoreError
+from core.models import Ticket
+from core.ports import StateStore
 from core.settings import Settings, load_settings
 from yuqing.cli_common import ConfigOpt
 
@@ -294,3 +305,233 @@ def link_command(
     for link in links:
         table.add_row(link.ticket_id, f"{link.score:.2f}", "；".join(link.reasons))
     _out().print(table)
+
+
+@app.command("posts")
+def posts_command(
+    ticket_id: Annotated[str, typer.Argument(help="The complaint ticket to trace.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 10,
+    config: ConfigOpt = None,
+) -> None:
+    """The public posts most likely about the same case as a ticket, with the reasons."""
+    from alerts.tickets.linking import posts_for_ticket
+    from nlp.pii import mask_pii
+    from yuqing.bootstrap import build_post_store, build_state_store
+
+    settings = _settings(config)
+    zone = ZoneInfo(settings.timezone)
+    try:
+        posts, state = build_post_store(settings), build_state_store(settings)
+        try:
+            ticket = _get_ticket(state, ticket_id)
+            links = posts_for_ticket(ticket, posts, settings.watchlist, limit=limit)
+            found = {link.post_id: posts.get(link.post_id) for link in links}
+        finally:
+            posts.close()
+            state.close()
+    except StoreError as exc:
+        _err().print(f"[bold red]store unavailable[/]: {exc}")
+        raise typer.Exit(1) from exc
+    out = _out()
+    out.print(
+        f"工单 {ticket.ticket_id} · {ticket.branch or '-'} · {ticket.product or '-'} · "
+        f"{ticket.created_at.astimezone(zone):%Y-%m-%d %H:%M} · {ticket.status or '-'}"
+    )
+    if not links:
+        out.print(
+            "no public post found for this ticket (none within 3 days naming its product or "
+            "branch scores high enough)"
+        )
+        return
+    # One block per post, not a table: reasons and titles stay readable at any width.
+    out.print(f"工单 {ticket.ticket_id} 相关帖子 ({len(links)})")
+    for rank, link in enumerate(links, 1):
+        post = found.get(link.post_id)
+        when = f"{post.published_at.astimezone(zone):%Y-%m-%d %H:%M}" if post else ""
+        source = post.source if post else "(no longer stored)"
+        out.print(f"{rank}. {link.post_id}  得分 {link.score:.2f}  {when}  {source}")
+        if post is not None:
+            out.print(f"   {mask_pii(post.title)[:80]}", markup=False)
+        out.print(f"   依据：{'；'.join(link.reasons)}", markup=False)
+
+
+def _get_ticket(state: StateStore, ticket_id: str) -> Ticket:
+    """The stored ticket, or exit 1 naming it (and exit 1 if the store keeps no tickets by id)."""
+    from alerts.tickets.problems import ProblemError, problem_store
+
+    try:
+        ticket = problem_store(state).get_ticket(ticket_id)
+    except ProblemError as exc:
+        _err().print(f"[bold red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    if ticket is None:
+        _err().print(f"[bold red]no ticket {ticket_id!r}[/] (see `yuqing tickets list`)")
+        raise typer.Exit(1)
+    return ticket
+
+
+# ---------------------------------------------------------------------- problem records
+
+problem_app = typer.Typer(
+    help="Problem records: an incident and its tickets, owned by the complaint team.",
+    no_args_is_help=True,
+)
+app.add_typer(problem_app, name="problem")
+
+UserOpt = Annotated[
+    str, typer.Option("--user", help="Who acts (written to the audit log).", show_default=True)
+]
+
+
+@problem_app.command("promote")
+def problem_promote(
+    incident_id: Annotated[int, typer.Argument(help="The incident to promote.")],
+    user: UserOpt,
+    owner: Annotated[
+        str, typer.Option("--owner", help="The person in the complaint team who owns it.")
+    ] = "",
+    team: Annotated[str, typer.Option("--team", help="The owning team.")] = "投诉处理组",
+    config: ConfigOpt = None,
+) -> None:
+    """Promote an incident and its linked complaint tickets to one problem record.
+
+    Uses the tickets stored on the incident, else links them now. Promoting an
+    incident that already is a problem adds its newly linked tickets.
+    """
+    from alerts.tickets.problems import ProblemError, promote_incident
+    from yuqing.bootstrap import build_post_store, build_state_store
+
+    settings = _settings(config)
+    try:
+        posts, state = build_post_store(settings), build_state_store(settings)
+        try:
+            done = promote_incident(
+                incident_id,
+                state=state,
+                posts=posts,
+                watchlist=settings.watchlist,
+                user=user,
+                team=team,
+                owner=owner,
+            )
+        finally:
+            posts.close()
+            state.close()
+    except ProblemError as exc:
+        _err().print(f"[bold red]cannot promote incident {incident_id}[/]: {exc}")
+        raise typer.Exit(1) from exc
+    except StoreError as exc:
+        _err().print(f"[bold red]store unavailable[/]: {exc}")
+        raise typer.Exit(1) from exc
+    p = done.problem
+    owner_text = f"{p.owner_team}/{p.owner_user}" if p.owner_user else p.owner_team
+    if done.created:
+        how = "stored links" if done.source == "stored" else "linked now"
+        _out().print(
+            f"[green]problem {p.id} created[/] from incident {incident_id} ({how}): "
+            f"{len(p.ticket_ids)} tickets ({', '.join(p.ticket_ids)}), owner {owner_text}"
+        )
+    elif done.added:
+        _out().print(
+            f"incident {incident_id} already is problem {p.id}; added tickets "
+            f"{', '.join(done.added)} (now {len(p.ticket_ids)})"
+        )
+    else:
+        _out().print(f"incident {incident_id} already is problem {p.id}; no new tickets")
+
+
+@problem_app.command("list")
+def problem_list(
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only these statuses (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    config: ConfigOpt = None,
+) -> None:
+    """Problem records, newest first, with their tickets' state and what to look at."""
+    from alerts.tickets.problems import suggestion, sync_flags
+    from storage.state import PROBLEM_STATUS_ZH, PROBLEM_STATUSES
+    from yuqing.bootstrap import build_state_store
+
+    bad = [s for s in status or [] if s not in PROBLEM_STATUSES]
+    if bad:
+        _err().print(f"[bold red]unknown status {bad[0]!r}[/]: use {', '.join(PROBLEM_STATUSES)}")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    closed = settings.tickets.closed_statuses
+    zone = ZoneInfo(settings.timezone)
+    try:
+        state = build_state_store(settings)
+        try:
+            problems = _problems(state).list_problems(status=status or None, limit=limit)
+        finally:
+            state.close()
+    except StoreError as exc:
+        _err().print(f"[bold red]state store unavailable[/]: {exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title=f"问题单 problems ({len(problems)})")
+    for name in ("编号", "事件", "状态", "负责", "工单 (未办结)", "提示", "更新时间", "标题"):
+        table.add_column(name, overflow="fold")
+    for p in problems:
+        hints = sync_flags(p, closed)
+        if suggestion(p, closed):
+            hints.append("建议置为已解决")
+        table.add_row(
+            str(p.id),
+            f"#{p.incident_id}",
+            f"{p.status} {PROBLEM_STATUS_ZH.get(p.status, '')}",
+            f"{p.owner_team}/{p.owner_user}" if p.owner_user else p.owner_team,
+            f"{len(p.ticket_ids)} ({len(p.open_ticket_ids(closed))})",
+            "；".join(hints),
+            p.updated_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            p.title,
+        )
+    _out().print(table)
+
+
+@problem_app.command("set-status")
+def problem_set_status(
+    problem_id: Annotated[int, typer.Argument(help="The problem to change.")],
+    status: Annotated[str, typer.Argument(help="open, investigating, resolved or closed.")],
+    user: UserOpt,
+    note: Annotated[str, typer.Option("--note", help="Why (written to the audit log).")] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Change a problem's status (audited with the user and the note)."""
+    from storage.state import PROBLEM_STATUSES
+    from yuqing.bootstrap import build_state_store
+
+    if status not in PROBLEM_STATUSES:
+        _err().print(f"[bold red]unknown status {status!r}[/]: use {', '.join(PROBLEM_STATUSES)}")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    try:
+        state = build_state_store(settings)
+        try:
+            store = _problems(state)
+            before = store.get_problem(problem_id)
+            if before is None:
+                _err().print(
+                    f"[bold red]no problem {problem_id}[/] (see `yuqing tickets problem list`)"
+                )
+                raise typer.Exit(1)
+            after = store.set_problem_status(problem_id, status, actor=user, note=note)
+        finally:
+            state.close()
+    except StoreError as exc:
+        _err().print(f"[bold red]cannot change problem {problem_id}[/]: {exc}")
+        raise typer.Exit(1) from exc
+    if before.status == after.status:
+        _out().print(f"problem {problem_id} already is {status}; nothing changed")
+    else:
+        _out().print(f"problem {problem_id}: {before.status} → {after.status}")
+
+
+def _problems(state: StateStore) -> ProblemStore:
+    from alerts.tickets.problems import ProblemError, problem_store
+
+    try:
+        return problem_store(state)
+    except ProblemError as exc:
+        _err().print(f"[bold red]{exc}[/]")
+        raise typer.Exit(1) from exc

@@ -4,7 +4,9 @@ Settings: ``recipients`` (To:) and ``smtp`` (host, port, ``security``:
 ``starttls`` | ``ssl`` | ``none``, ``user``, ``sender``); the password comes
 from the env variable named by ``secret_env`` (required when ``user`` is set).
 The ``Message-ID`` is derived from the outbox dedup key so a mail server or
-client can spot a repeat after an at-least-once retry.
+client can spot a repeat after an at-least-once retry. Files the payload
+refers to (``payload["attachments"]``, e.g. the daily brief's PDF; see
+:mod:`alerts.attachments`) are attached (multipart/mixed), read at every attempt.
 
 Failures: connection refused/timeout/disconnect and SMTP 4xx replies are
 temporary; authentication failures, refused recipients and other 5xx replies
@@ -19,6 +21,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
+from alerts.attachments import load_attachments
 from alerts.messages import message_of
 from alerts.notifiers import register_notifier
 from alerts.notifiers._http import secret_from_env
@@ -71,6 +74,11 @@ class EmailNotifier:
         mail["X-Yuqing-Incident"] = str(notification.incident_id or "")
         mail.set_content(notification.body if not notification.payload else message.text())
         mail.add_alternative(message.html(), subtype="html")
+        # Files referenced by the payload (the daily brief's PDF), read at every attempt.
+        for item in load_attachments(notification):
+            mail.add_attachment(
+                item.data, maintype=item.maintype, subtype=item.subtype, filename=item.filename
+            )
         return mail
 
     def _connect(self) -> smtplib.SMTP:
@@ -85,7 +93,10 @@ class EmailNotifier:
         return client
 
     def send(self, notification: Notification) -> None:
-        """Deliver the e-mail; raises ``NotifierError`` (temporary or permanent) on failure."""
+        """Deliver the e-mail; raises ``NotifierError`` (temporary or permanent) on failure.
+
+        An attachment the payload refers to that is missing or changed is a
+        permanent failure (see :mod:`alerts.attachments`)."""
         mail = self.build(notification)
         where = f"{self.smtp.host}:{self.smtp.port}"
         try:

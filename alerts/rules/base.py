@@ -22,13 +22,14 @@ each rule what it reads.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
+from alerts.grading import THRESHOLDS, Thresholds
 from core.errors import ConfigError, YuqingError
 from core.models import PostQuery, Ticket
 from core.ports import PostStore
@@ -80,6 +81,12 @@ class Match:
     """Complaint tickets behind the match (ticket rules); the incident starts linked to them."""
     ticket_reasons: tuple[str, ...] = ()
     """Why each of ``ticket_ids`` is linked (Chinese), shared by all of them."""
+    topic: str | None = None
+    """What the match is about when the rule knows it (``topic_burst``); otherwise the
+    detector derives it from the evidence posts (grouping, :mod:`alerts.incidents`)."""
+    entities: tuple[str, ...] = ()
+    """Watched branches/products the match is about when the rule knows them
+    (``ticket_surge``); otherwise derived from the evidence posts."""
 
 
 class Rule(ABC, Generic[OptionsT]):
@@ -94,13 +101,15 @@ class Rule(ABC, Generic[OptionsT]):
     options: ClassVar[type[BaseModel]]
     type: ClassVar[str]
 
-    def __init__(self, config: OptionsT) -> None:
+    def __init__(self, config: OptionsT, *, thresholds: Thresholds = THRESHOLDS) -> None:
         if not isinstance(config, self.options):
             raise ConfigError(
                 f"rule {getattr(config, 'name', '?')!r}: {type(self).__name__} needs "
                 f"{self.options.__name__} options, got {type(config).__name__}"
             )
         self.config: OptionsT = config
+        # The grading cut-offs (settings ``grading:``) every decide() grades with.
+        self.thresholds = thresholds
 
     @property
     def name(self) -> str:
@@ -177,6 +186,20 @@ class TicketRule(Rule[OptionsT]):
         raise TicketsNotGiven(f"rule {self.name!r} reads complaint tickets: use evaluate_rule()")
 
 
+@runtime_checkable
+class SourceAware(Protocol):
+    """A post rule that can leave out the sources that are down now (``volume_spike``)."""
+
+    def evaluate_sources(
+        self,
+        posts: PostStore,
+        now: datetime,
+        *,
+        exclude: Sequence[Window] = (),
+        down_sources: Collection[str] = (),
+    ) -> list[Match]: ...
+
+
 def evaluate_rule(
     rule: Rule[Any],
     posts: PostStore,
@@ -184,15 +207,20 @@ def evaluate_rule(
     *,
     exclude: Sequence[Window] = (),
     tickets: TicketSource | None = None,
+    down_sources: Collection[str] = (),
 ) -> list[Match]:
     """Every match of ``rule`` now: a :class:`TicketRule` reads ``tickets``, others ``posts``.
 
+    ``down_sources`` (no successful crawl now, :mod:`alerts.health`) are left
+    out of the counts of a :class:`SourceAware` rule; other rules ignore them.
     Raises :class:`TicketsNotGiven` for a ticket rule without ``tickets``.
     """
     if isinstance(rule, TicketRule):
         if tickets is None:
             raise TicketsNotGiven(f"rule {rule.name!r} reads complaint tickets: none given")
         return rule.evaluate_tickets(tickets, now, exclude=exclude)
+    if down_sources and isinstance(rule, SourceAware):
+        return rule.evaluate_sources(posts, now, exclude=exclude, down_sources=down_sources)
     return rule.evaluate_all(posts, now, exclude=exclude)
 
 
@@ -215,8 +243,11 @@ def register_rule(cls: RuleT) -> RuleT:
     return cls
 
 
-def build_rules(configs: Sequence[BaseModel]) -> list[Rule[Any]]:
-    """Instantiate one rule per config entry, in order (disabled ones included).
+def build_rules(
+    configs: Sequence[BaseModel], *, thresholds: Thresholds = THRESHOLDS
+) -> list[Rule[Any]]:
+    """Instantiate one rule per config entry, in order (disabled ones included), each
+    grading with ``thresholds`` (``Thresholds.from_config(settings.grading)``).
 
     Raises ``ConfigError`` naming the rule when its ``type`` has no registered
     class, so a typo or a not-yet-implemented type fails at start-up, not at
@@ -232,5 +263,5 @@ def build_rules(configs: Sequence[BaseModel]) -> list[Rule[Any]]:
             raise ConfigError(
                 f"rules[{index}] ({name!r}): unknown rule type {type_key!r}; known types: {known}"
             )
-        rules.append(cls(config))
+        rules.append(cls(config, thresholds=thresholds))
     return rules

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from alerts.grading import SIGNAL_LABELS_ZH, GradeFactors, Thresholds, grade
+from alerts.grading import SIGNAL_LABELS_ZH, GradeFactors, grade
 from alerts.rules.base import Match, Rule, Window, register_rule
 from alerts.rules.volume_spike import bucket_seconds_for, floor_time
 from core.models import PostQuery
@@ -50,7 +50,7 @@ class CriticalSignal(Rule[CriticalSignalRule]):
                 critical_signals=[signal],
                 critical_count=count,
             ),
-            Thresholds(several_critical=cfg.several),
+            replace(self.thresholds, several_critical=cfg.several),
         )
         label = SIGNAL_LABELS_ZH.get(signal, "出现高危信号")
         reason = (

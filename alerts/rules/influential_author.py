@@ -54,7 +54,7 @@ class InfluentialAuthor(Rule[InfluentialAuthorRule]):
         matches: list[Match] = []
         for key, group in by_author.items():
             top = max(group, key=lambda p: p.reach)
-            graded = grade(factors_from_posts(group, count=len(group)))
+            graded = grade(factors_from_posts(group, count=len(group)), self.thresholds)
             who = top.author or f"{top.source} 匿名作者"
             reason = (
                 f"高影响力负面帖：{who}（粉丝 {top.author_followers or 0}，转发 {top.reposts}）"

@@ -55,7 +55,8 @@ class NegativeShare(Rule[NegativeShareRule]):
                 window_minutes=cfg.window_minutes,
                 window_count=total,
                 negative_share=share,
-            )
+            ),
+            self.thresholds,
         )
         reason = (
             f"{cfg.window_minutes}分钟内负面占比 {share:.0%}（{negative}/{total} 条），"

@@ -95,7 +95,8 @@ class TicketSurge(TicketRule[TicketSurgeRule]):
                     count=count,
                     velocity=observed / cfg.ratio,
                     regulator=bool(regulator and regulator.get(group)),
-                )
+                ),
+                self.thresholds,
             )
             span = window_text(cfg.window_minutes)
             label = GROUP_LABELS_ZH.get(kind, kind)
@@ -115,6 +116,7 @@ class TicketSurge(TicketRule[TicketSurgeRule]):
                     reason=reason,
                     key=f"tickets:{group}",
                     count=count,
+                    entities=(name,),
                     metrics={
                         "group_by": kind,
                         "group": name,

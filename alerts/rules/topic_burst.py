@@ -72,7 +72,8 @@ class TopicBurst(Rule[TopicBurstRule]):
                     window_minutes=cfg.window_minutes,
                     window_count=count,
                     velocity=observed / cfg.ratio,
-                )
+                ),
+                self.thresholds,
             )
             label = topic_label(topic)
             reason = (
@@ -89,6 +90,7 @@ class TopicBurst(Rule[TopicBurstRule]):
                     reason=reason,
                     key=f"topic:{topic}",
                     count=count,
+                    topic=topic,
                     metrics={
                         "topic": topic,
                         "count": count,

@@ -7,9 +7,25 @@ The baseline is a list of post counts of earlier windows of the same length:
   (hour-of-day seasonality: 09:00–09:30 is compared with earlier
   09:00–09:30s, so the morning rush is not a spike every morning).
 
-Windows that overlap a past incident of this rule (``exclude``, passed in by
-the detector) are dropped from the baseline, so one crisis does not blind
-the next. The level is the median (``baseline_method: median_mad``, robust
+* with ``seasonal_weeks: N`` (also) the same clock window on the same weekday
+  of each of the past N weeks (hour-of-day × weekday seasonality: a Monday
+  morning is compared with Monday mornings); with both set the baseline is
+  the union, so the weekday samples keep it honest when the days before
+  were unusual.
+
+Windows that overlap a past incident of this rule or a source outage
+(``exclude``, passed in by the detector, :mod:`alerts.health`) or a known
+special period (``calendar``: 国庆, 春节, 双11 …) are dropped from the
+baseline, so one crisis, one outage or one holiday week does not blind (or
+trip) the next days. While the current window is in a calendar period the
+expected level is multiplied by the period's ``factor`` (a 双11 surge of
+app reviews is expected, a quiet Spring Festival makes a real spike stand
+out sooner). While a source is down (no successful crawl) only the healthy
+sources are counted, now and in the baseline: a gap is not a drop to zero.
+Likewise, with a seasonal baseline, windows older than the oldest post held
+(a fresh install) are unknown, not zero.
+
+The level is the median (``baseline_method: median_mad``, robust
 to the odd past spike) or the plain mean; with the median a match also
 needs ``current >= median + mad_k × 1.4826 × MAD`` (a robust z-score), which
 matters for noisy baselines.
@@ -23,11 +39,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from alerts.grading import GradeFactors, grade
+from alerts.grading import THRESHOLDS, GradeFactors, Thresholds, grade
 from alerts.rules.base import Match, Rule, Window, overlaps, register_rule
 from core.models import PostQuery
 from core.ports import PostStore
@@ -40,6 +56,9 @@ BASELINE_FLOOR = 1.0
 Without it a bank that is usually silent (mean 0) would show an infinite
 ratio; with it the ``min_count`` floor and ``ratio`` both have to be met.
 """
+
+SOURCE_TERMS = 200
+"""Distinct sources read per window while some are down (far more than are configured)."""
 
 MAD_SCALE = 1.4826
 """MAD × this estimates the standard deviation of normally distributed counts."""
@@ -77,6 +96,10 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
     type = "volume_spike"
     options = VolumeSpikeRule
 
+    def __init__(self, config: VolumeSpikeRule, *, thresholds: Thresholds = THRESHOLDS) -> None:
+        super().__init__(config, thresholds=thresholds)
+        self._earliest: datetime | None = None
+
     def baseline_level(self, baseline: Sequence[int]) -> float:
         """The expected count per window: the median or the mean (``baseline_method``)."""
         if not baseline:
@@ -85,25 +108,26 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
             return sum(baseline) / len(baseline)
         return float(statistics.median(baseline))
 
-    def decide(self, current: int, baseline: Sequence[int]) -> Match | None:
+    def decide(self, current: int, baseline: Sequence[int], *, factor: float = 1.0) -> Match | None:
         """Decide on counts alone: ``current`` posts now, ``baseline`` counts of earlier windows.
 
         Matches only when ``current >= min_count`` *and*
         ``current >= ratio × max(level, BASELINE_FLOOR)`` (level: median or
-        mean) *and*, for ``median_mad``, ``current >= median + mad_k × 1.4826 × MAD``.
+        mean, times the calendar ``factor``) *and*, for ``median_mad``,
+        ``current >= level + mad_k × 1.4826 × MAD × factor``.
         Pure: no store, no clock. Returns ``None`` for a quiet window.
         """
         cfg = self.config
         if current < cfg.min_count:
             return None
-        level = self.baseline_level(baseline)
+        level = self.baseline_level(baseline) * factor
         reference = max(level, BASELINE_FLOOR)
         observed = current / reference
         if observed < cfg.ratio:
             return None
         mad = 0.0
         if cfg.baseline_method == "median_mad" and baseline:
-            mad = float(statistics.median(abs(c - level) for c in baseline))
+            mad = float(statistics.median(abs(c * factor - level) for c in baseline))
             if current < level + cfg.mad_k * MAD_SCALE * mad:
                 return None
         graded = grade(
@@ -112,14 +136,21 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
                 window_minutes=cfg.window_minutes,
                 window_count=current,
                 velocity=observed / cfg.ratio,
-            )
+            ),
+            self.thresholds,
         )
         what_zh, what_en = ("负面", "negative posts") if cfg.negative_only else ("", "posts")
         floored_zh = "，基线按 1 条计" if level < BASELINE_FLOOR else ""
         level_zh, level_en = (
             ("均值", "mean") if cfg.baseline_method == "mean" else ("中位数", "median")
         )
-        seasonal = f"（近{cfg.seasonal_days}天同时段）" if cfg.seasonal_days else ""
+        seasonal = ""
+        if cfg.seasonal_days or cfg.seasonal_weeks:
+            parts = [f"近{cfg.seasonal_days}天"] if cfg.seasonal_days else []
+            parts += [f"近{cfg.seasonal_weeks}周同星期"] if cfg.seasonal_weeks else []
+            seasonal = f"（{'、'.join(parts)}同时段）"
+        if factor != 1.0:
+            seasonal += f"（特殊时期 ×{factor:g}）"
         reason = (
             f"{cfg.window_minutes}分钟内{what_zh} {current} 条，基线{seasonal}{level_zh} "
             f"{_fmt(level)} 条 ({_fmt(observed)}×{floored_zh}) / {current} {what_en} in "
@@ -143,9 +174,87 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
                 "threshold_ratio": cfg.ratio,
                 "min_count": cfg.min_count,
                 "window_minutes": cfg.window_minutes,
+                "calendar_factor": factor,
                 "grade_score": graded.score,
             },
         )
+
+    def baseline_starts(self, end: datetime) -> list[datetime]:
+        """Starts of the baseline windows for a current window ending at ``end``, oldest first
+        (module docstring: windows just before, same clock window of past days and/or weeks)."""
+        cfg = self.config
+        window = timedelta(minutes=cfg.window_minutes)
+        if not (cfg.seasonal_days or cfg.seasonal_weeks):
+            return [
+                end - (cfg.baseline_windows + 1 - i) * window for i in range(cfg.baseline_windows)
+            ]
+        days = set(range(1, cfg.seasonal_days + 1))
+        days.update(7 * w for w in range(1, cfg.seasonal_weeks + 1))
+        return [end - window - timedelta(days=d) for d in sorted(days, reverse=True)]
+
+    def calendar_factor(self, start: datetime, end: datetime) -> float:
+        """The ``factor`` of the calendar period(s) overlapping ``[start, end)`` (the largest
+        deviation from 1 when several do; 1.0 outside every period)."""
+        factors = [p.factor for p in self.config.calendar if p.start < end and start < p.end]
+        return max(factors, key=lambda f: abs(math.log(f)), default=1.0)
+
+    def _histogram_windows(
+        self,
+        posts: PostStore,
+        starts: Sequence[datetime],
+        window: timedelta,
+        bucket: int,
+        down_sources: Collection[str],
+    ) -> list[int]:
+        """Counts of consecutive windows from one histogram query (the windows just before)."""
+        counts = [0] * len(starts)
+        end = starts[-1] + window
+        buckets = posts.histogram(
+            self.query(starts[0], end),
+            bucket_seconds=bucket,
+            tz_offset_minutes=0,
+            group_by="source" if down_sources else None,
+        )
+        for b in buckets:
+            if down_sources and b.key in down_sources:
+                continue
+            for index, w_start in enumerate(starts):
+                if w_start <= b.start < w_start + window:
+                    counts[index] += b.count
+                    break
+        return counts
+
+    def _count_windows(
+        self,
+        posts: PostStore,
+        starts: Sequence[datetime],
+        window: timedelta,
+        down_sources: Collection[str],
+    ) -> list[int]:
+        """Counts of scattered windows (seasonal), one indexed count per window: cheaper
+        than a minute histogram over four weeks. With sources down, per-source terms."""
+        counts: list[int] = []
+        for w_start in starts:
+            query = self.query(w_start, w_start + window)
+            if down_sources:
+                terms = posts.terms(query, "source", size=SOURCE_TERMS)
+                counts.append(sum(t.count for t in terms if t.value not in down_sources))
+            else:
+                counts.append(posts.count(query))
+        return counts
+
+    def _earliest_post(self, posts: PostStore) -> datetime | None:
+        """When the data begins (the oldest post counted by this rule); cached once known."""
+        if self._earliest is None:
+            page = posts.search(self.query_all(), sort="oldest", limit=1)
+            if page.hits:
+                self._earliest = page.hits[0].post.published_at
+        return self._earliest
+
+    def query_all(self) -> PostQuery:
+        """Every post this rule counts, whenever published."""
+        sentiments = [Sentiment.NEGATIVE] if self.config.negative_only else None
+        return PostQuery(sentiments=sentiments)
 
     def query(self, since: datetime, until: datetime) -> PostQuery:
         """The posts this rule counts between ``since`` (incl.) and ``until`` (excl.)."""
@@ -161,36 +270,69 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
         floored to :func:`bucket_seconds_for` (one minute for windows up to an
         hour; posts of the last partial minute count in the next cycle). The
         baseline windows (see the module docstring) that overlap ``exclude``
-        are left out. Store errors propagate.
+        or a calendar period are left out. Store errors propagate.
         """
+        return self.evaluate_healthy(posts, now, exclude=exclude, down_sources=())
+
+    def evaluate_all(
+        self, posts: PostStore, now: datetime, *, exclude: Sequence[Window] = ()
+    ) -> list[Match]:
+        match = self.evaluate(posts, now, exclude=exclude)
+        return [] if match is None else [match]
+
+    def evaluate_sources(
+        self,
+        posts: PostStore,
+        now: datetime,
+        *,
+        exclude: Sequence[Window] = (),
+        down_sources: Collection[str] = (),
+    ) -> list[Match]:
+        """:meth:`evaluate` counting only the sources not in ``down_sources`` (they have no
+        successful crawl now: :mod:`alerts.health`), now and in the baseline."""
+        match = self.evaluate_healthy(posts, now, exclude=exclude, down_sources=down_sources)
+        return [] if match is None else [match]
+
+    def evaluate_healthy(
+        self,
+        posts: PostStore,
+        now: datetime,
+        *,
+        exclude: Sequence[Window],
+        down_sources: Collection[str],
+    ) -> Match | None:
+        """The one implementation behind :meth:`evaluate` and :meth:`evaluate_sources`."""
         cfg = self.config
         bucket = bucket_seconds_for(cfg.window_minutes)
         end = floor_time(now, bucket)
         window = timedelta(minutes=cfg.window_minutes)
-        if cfg.seasonal_days:
-            # The same clock window on each past day, oldest first, then the current one.
-            starts = [end - window - timedelta(days=d) for d in range(cfg.seasonal_days, 0, -1)]
+        starts = [*self.baseline_starts(end), end - window]
+        left_out = [(p.start, p.end) for p in cfg.calendar]
+        if cfg.seasonal_days or cfg.seasonal_weeks:
+            counts = self._count_windows(posts, starts, window, down_sources)
+            earliest = self._earliest_post(posts)
+            if earliest is not None and earliest >= starts[0] + window:
+                # Windows that end before the first post we hold (a fresh install) are
+                # unknown, not zero: a quiet history that never happened would lower the level.
+                left_out.append((starts[0], earliest - window + timedelta(microseconds=1)))
         else:
-            starts = [
-                end - (cfg.baseline_windows + 1 - i) * window for i in range(cfg.baseline_windows)
-            ]
-        starts.append(end - window)
-        counts = [0] * len(starts)
-        for b in posts.histogram(
-            self.query(starts[0], end), bucket_seconds=bucket, tz_offset_minutes=0
-        ):
-            for index, w_start in enumerate(starts):
-                if w_start <= b.start < w_start + window:
-                    counts[index] += b.count
-                    break
+            counts = self._histogram_windows(posts, starts, window, bucket, down_sources)
         baseline = [
             c
             for c, w_start in zip(counts[:-1], starts[:-1], strict=True)
             if not overlaps(w_start, w_start + window, exclude)
+            and not overlaps(w_start, w_start + window, left_out)
         ]
-        match = self.decide(counts[-1], baseline)
+        match = self.decide(counts[-1], baseline, factor=self.calendar_factor(end - window, end))
         if match is None:
             return None
+        if down_sources:
+            down = ", ".join(sorted(down_sources))
+            match = replace(
+                match,
+                reason=f"{match.reason}（{down} 暂无成功采集，未计入 / not counted: down）",
+                metrics={**match.metrics, "down_sources": sorted(down_sources)},
+            )
         return replace(
             match,
             window_start=end - window,

@@ -38,7 +38,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from core.errors import YuqingError
+from alerts.tickets.problems import ProblemTicketSync
+from core.errors import StoreError, YuqingError
 from core.models import Ticket
 from core.ports import StateStore
 from core.settings import TicketColumns, TicketsConfig
@@ -475,6 +476,7 @@ def import_tickets(
         return report
 
     # Pass 2: write the valid rows (the first occurrence of each id) in batches.
+    sync = ProblemTicketSync.before(store, first_row, config.closed_statuses)
     batch: list[Ticket] = []
     for number, ticket, _rejected in source.rows():
         if ticket is None or first_row.get(ticket.ticket_id) != number:
@@ -489,10 +491,27 @@ def import_tickets(
         report.imported += store.upsert_tickets(batch)
     if progress is not None:
         progress("write", report.imported, report.valid)
+    record_problem_changes(sync, actor=f"import {path.name}")
     log.info(
         "%s: %d tickets imported, %d rows rejected", path, report.imported, len(report.rejected)
     )
     return report
+
+
+def record_problem_changes(sync: ProblemTicketSync, *, actor: str) -> None:
+    """Audit the problems whose tickets changed status (best effort: the tickets are written).
+
+    A store error here is logged, not raised: the tickets themselves are
+    stored, and failing the import or push now would only make the sender retry
+    a write that already happened.
+    """
+    try:
+        changed = sync.record(actor=actor)
+    except StoreError as exc:
+        log.warning("tickets written, but their problems' history was not: %s", exc)
+        return
+    if changed:
+        log.info("%d problem record(s) saw ticket status changes (%s)", changed, actor)
 
 
 def tickets_from_records(

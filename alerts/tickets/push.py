@@ -7,6 +7,8 @@ validated and PII-masked like a file row; then:
 
 * all valid → upserted by ``ticket_id`` (idempotent: pushing the same ticket
   again with a new status updates it) → ``200 {"imported": n, "rejected": []}``;
+  a status change of a ticket of a problem record is written to that
+  problem's audit history (:class:`alerts.tickets.problems.ProblemTicketSync`);
 * any rejected → ``422`` with each rejected record's number and reason and
   *nothing written*, unless the request has ``?partial=1``: then the valid
   ones are written and the answer is ``200`` listing the rejected ones.
@@ -31,7 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from alerts.tickets.importer import tickets_from_records
+from alerts.tickets.importer import record_problem_changes, tickets_from_records
+from alerts.tickets.problems import ProblemTicketSync
 from core.errors import StoreError, StoreUnavailable
 from core.ports import StateStore
 from core.settings import TicketsConfig
@@ -133,7 +136,11 @@ class TicketPushServer:
             return HTTPStatus.UNPROCESSABLE_ENTITY, answer
         if tickets:
             with self._lock:
+                sync = ProblemTicketSync.before(
+                    self.store, [t.ticket_id for t in tickets], self.config.closed_statuses
+                )
                 answer["imported"] = self.store.upsert_tickets(tickets)
+                record_problem_changes(sync, actor="complaint-system push")
         logger.info("pushed tickets: %d imported, %d rejected", answer["imported"], len(rejected))
         return HTTPStatus.OK, answer
 

@@ -17,25 +17,38 @@ or a page whose selectors match nothing and that reads like a captcha or an
 reason in ``yuqing/blocked``, which makes the crawl run not ok. A response
 that is not text (an image on a detail URL) counts in ``yuqing/errors/not_text``;
 a page over ``DOWNLOAD_MAXSIZE`` in ``yuqing/errors/too_large``.
+
+Cookies and logins: a source with ``cookies_env`` sends the Cookie header
+held in that environment variable (only to the hosts of its start URLs;
+see :class:`crawler.middlewares.SourceCookiesMiddleware`). A missing
+variable is said by name; with ``login_required`` nothing is fetched. A
+redirect to a login page, or — where the selectors matched nothing — a
+login form or a "please log in" JSON answer, counts in ``yuqing/errors/login``
+with the reason in ``yuqing/login``: the run is not ok, and the message says
+which variable to set or refresh.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 from parsel import Selector, SelectorList
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
-from scrapy.http import Response, TextResponse
+from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from core.settings import DetailSelectors, SourceConfig
+from core.settings import DetailSelectors, ExtraField, SourceConfig
 from crawler.items import RawPost
+from crawler.parsing import parse_count
+from crawler.spiders.maintext import MAX_HTML_CHARS, extract_main_text
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +73,78 @@ _BLOCK_MARKERS = re.compile(
 )
 
 
+# Where sites send a visitor who must log in, and what their login answers say.
+_LOGIN_URL = re.compile(
+    r"(?i)(?:^|[/._?=-])(?:login|signin|sign_in|logon|passport|sso)(?:$|[/._?=&-])"
+)
+_LOGIN_TEXT = re.compile(
+    r"请先登录|请登录|登录后(?:查看|继续|访问)|未登录|登录已过期|login required|not logged in",
+    re.IGNORECASE,
+)
+_LOGIN_LINK = re.compile(r"https?:\\?/\\?/[^\"\s]*(?:login|signin|passport)", re.IGNORECASE)
+
+
+# Content types that are never a page to read, whatever the URL says.
+_BINARY_TYPE = re.compile(
+    r"\s*(image|audio|video|font)/|\s*application/(octet-stream|pdf|zip|gzip|x-rar|x-7z|msword|vnd\.ms-|vnd\.openxml)"
+)
+
+
+def as_html(response: TextResponse) -> TextResponse | Selector:
+    """Something to run XPath on: a JSON-typed response's selector refuses XPath."""
+    if isinstance(response, HtmlResponse):
+        return response
+    return Selector(text=response.text or "<html></html>", type="html")
+
+
+def login_marker(response: Response, *, missed: bool) -> str | None:
+    """Why ``response`` looks like a login page (or ``None``).
+
+    A redirect to a login URL always counts. The page's own content (a
+    password field, "请先登录", a JSON answer pointing at a sign-in URL) is
+    only looked at when ``missed``: the selectors or item path found nothing.
+    """
+    redirected = response.request is not None and bool(response.meta.get("redirect_urls"))
+    parts = urlsplit(response.url)
+    if redirected and (
+        _LOGIN_URL.search(f"{parts.path}?{parts.query}") or _LOGIN_URL.search(parts.hostname or "")
+    ):
+        return f"redirected to a login page ({response.url})"
+    if not missed or not isinstance(response, TextResponse):
+        return None
+    head = response.text[:20_000]
+    if head.lstrip().startswith(("{", "[")):
+        if _LOGIN_TEXT.search(head) or _LOGIN_LINK.search(head):
+            return "the API answered that a login is needed"
+        return None
+    page = as_html(response)
+    if page.xpath("//input[@type='password']"):
+        return "a login form"
+    m = _LOGIN_TEXT.search(" ".join(page.xpath("//title//text()").getall()) + " " + head)
+    return f"a login page ({m.group(0)!r})" if m else None
+
+
 def block_marker(response: Response) -> str | None:
     """The captcha/anti-bot phrase in the page's title or first text, or ``None``."""
     if not isinstance(response, TextResponse):
         return None
-    title = " ".join(response.xpath("//title//text()").getall())
+    page = as_html(response)
+    title = " ".join(page.xpath("//title//text()").getall())
     head = " ".join(
-        response.xpath("//body//text()[not(ancestor::script or ancestor::style)]").getall()[:200]
+        page.xpath("//body//text()[not(ancestor::script or ancestor::style)]").getall()[:200]
     )
     m = _BLOCK_MARKERS.search(f"{title} {head[:5000]}")
     return m.group(0) if m else None
+
+
+def extra_value(raw: object, kind: str) -> str | int | None:
+    """A ``Post.extra`` value: text with whitespace collapsed, or a count ("12人" → 12)."""
+    if raw is None or isinstance(raw, dict | list):
+        return None
+    if kind == "int":
+        return parse_count(raw if isinstance(raw, int) and not isinstance(raw, bool) else str(raw))
+    text = " ".join(str(raw).split())
+    return text or None
 
 
 def select(node: Response | Selector, query: str) -> SelectorList[Selector]:
@@ -116,6 +191,11 @@ class SourceSpider(Spider):
         self.source = source
         self.start_urls = list(source.start_urls)
         self._misses: Counter[str] = Counter()
+        self.cookie_header: str | None = None
+        """The Cookie header from ``source.cookies_env`` (never logged)."""
+        self.cookie_hosts = {urlsplit(u).hostname or "" for u in source.start_urls}
+        if source.cookies_env:
+            self.cookie_header = (os.environ.get(source.cookies_env) or "").strip() or None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SourceSpider:
@@ -123,7 +203,51 @@ class SourceSpider(Spider):
         crawler.signals.connect(spider._summarize_misses, signal=signals.spider_closed)
         return spider
 
+    def cookies_missing(self) -> bool:
+        """Say which variable is missing; ``True`` if the source cannot be crawled without it."""
+        if not self.source.cookies_env or self.cookie_header:
+            return False
+        if self.source.login_required:
+            self.login_needed(
+                self.start_urls[0],
+                f"cookies missing: set {self.source.cookies_env} to the site's Cookie header",
+            )
+            return True
+        self._inc("yuqing/login/cookies_missing")
+        self.logger.warning(
+            "source %s: %s is not set; crawling without cookies (the site may show less "
+            "or ask for a login)",
+            self.source.name,
+            self.source.cookies_env,
+        )
+        return False
+
+    def login_needed(self, url: str, reason: str) -> None:
+        """Record that the site wants a login for ``url`` (the crawl run will not be ok)."""
+        self._inc("yuqing/errors/login")
+        env = self.source.cookies_env
+        if env and self.cookie_header and "cookies missing" not in reason:
+            reason += f"; the cookies in {env} were sent: expired? refresh {env}"
+        elif env and "cookies missing" not in reason:
+            reason += f"; set {env} to the site's Cookie header"
+        elif not env:
+            reason += "; this source needs cookies: set cookies_env in its config"
+        assert self.crawler.stats is not None
+        if not self.crawler.stats.get_value("yuqing/login"):
+            self.crawler.stats.set_value("yuqing/login", f"{url}: {reason}")
+        self.logger.error("source %s: login needed on %s: %s", self.source.name, url, reason)
+
+    def check_login(self, response: Response, *, missed: bool) -> bool:
+        """Is ``response`` a login page (see :func:`login_marker`)? Records it if so."""
+        marker = login_marker(response, missed=missed)
+        if marker is None:
+            return False
+        self.login_needed(response.url, marker)
+        return True
+
     async def start(self) -> Any:
+        if self.cookies_missing():
+            return
         for url in self.start_urls:
             yield Request(
                 url,
@@ -179,8 +303,14 @@ class SourceSpider(Spider):
         return True
 
     def is_text(self, response: Response) -> bool:
-        """Whether ``response`` is a text page; a binary one is counted and logged."""
-        if isinstance(response, TextResponse):
+        """Whether ``response`` is a text page; a binary one is counted and logged.
+
+        Scrapy picks the response class from the URL when the Content-Type has
+        no text class of its own, so an ``image/png`` answer on a ``.html`` URL
+        arrives as an ``HtmlResponse``: a declared binary type is checked too.
+        """
+        ctype = (response.headers.get("Content-Type") or b"").decode("latin-1").lower()
+        if isinstance(response, TextResponse) and not _BINARY_TYPE.match(ctype):
             return True
         self._inc("yuqing/errors/not_text")
         self.logger.warning(
@@ -203,11 +333,19 @@ class SourceSpider(Spider):
         return texts[0]
 
     def extract_detail(self, response: Response, detail: DetailSelectors) -> RawPost:
-        """A :class:`RawPost` from a detail page using the configured selectors."""
+        """A :class:`RawPost` from a detail page using the configured selectors.
+
+        With ``main_text: auto`` the text (and, where no selector is given, the
+        title, author and time) comes from :func:`extract_main_text`.
+        """
+        if detail.main_text == "auto":
+            return self._extract_auto(response, detail)
+        assert detail.text is not None  # the config requires it unless main_text: auto
         texts = node_texts(select(response, detail.text))
         if not texts:
             self.missed("text", detail.text, response.url)
-            self.check_blocked(response)
+            if not self.check_login(response, missed=True):
+                self.check_blocked(response)
         item = RawPost(
             url=response.url,
             source=self.source.name,
@@ -216,10 +354,56 @@ class SourceSpider(Spider):
             text="\n".join(texts),
             author=self.first_text(response, "author", detail.author),
             published_at=self.first_text(response, "published_at", detail.published_at),
+            extra=self.extract_extra(response, detail.extra),
         )
         for name in COUNT_FIELDS:
             setattr(item, name, self.first_text(response, name, getattr(detail, name)))
         return item
+
+    def _extract_auto(self, response: Response, detail: DetailSelectors) -> RawPost:
+        assert isinstance(response, TextResponse)
+        if len(response.text) > MAX_HTML_CHARS:
+            self._inc("yuqing/main_text/truncated")
+        main = extract_main_text(response.text, response.url)
+        if main is None:
+            self.missed("text", "main_text: auto", response.url)
+            if not self.check_login(response, missed=True):
+                self.check_blocked(response)
+        self._inc("yuqing/main_text/" + ("extracted" if main else "none"))
+        item = RawPost(
+            url=response.url,
+            source=self.source.name,
+            platform=str(self.source.platform),
+            # Configured selectors win; a miss falls back to the page's metadata.
+            title=self.first_text(response, "title", detail.title) or (main.title if main else ""),
+            text=main.text if main else "",
+            author=self.first_text(response, "author", detail.author)
+            or (main.author if main else None),
+            published_at=self.first_text(response, "published_at", detail.published_at)
+            or (main.published_at if main else None),
+            extra=self.extract_extra(response, detail.extra),
+        )
+        for name in COUNT_FIELDS:
+            setattr(item, name, self.first_text(response, name, getattr(detail, name)))
+        return item
+
+    def extract_extra(
+        self, node: Response | Selector, extra: dict[str, str | ExtraField], url: str = ""
+    ) -> dict[str, str | int]:
+        """``Post.extra`` values by the configured selectors (a miss is recorded, not stored)."""
+        out: dict[str, str | int] = {}
+        for key, spec in extra.items():
+            query, kind = (spec, "str") if isinstance(spec, str) else (spec.query, spec.type)
+            optional = not isinstance(spec, str) and spec.optional
+            texts = node_texts(select(node, query))
+            if not texts:
+                if not optional:
+                    self.missed(f"extra.{key}", query, url or getattr(node, "url", ""))
+                continue
+            value = extra_value(texts[0], kind)
+            if value is not None:
+                out[key] = value
+        return out
 
     # -- failures ----------------------------------------------------------------
 

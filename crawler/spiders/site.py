@@ -3,6 +3,10 @@
 From each start URL it reads list pages (``listing.item_links``), follows
 ``listing.next_page`` up to ``max_pages`` list pages, and extracts each detail
 page with the ``detail`` selectors. Adding a site is a config change.
+
+With ``replies`` selectors (Tieba-style threads), each reply on the thread
+page — and on its next pages — is a post of its own, linked to the thread
+through ``Post.extra`` (see :mod:`crawler.spiders.replies`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from scrapy.http import Response
 from core.settings import SourceConfig
 from crawler.items import RawPost
 from crawler.spiders.base import SourceSpider, node_links, select
+from crawler.spiders.replies import ReplyExtractor
 
 
 class SiteSpider(SourceSpider):
@@ -29,23 +34,33 @@ class SiteSpider(SourceSpider):
             raise ValueError(f"source {self.source.name}: an html source needs listing and detail")
         self.listing = self.source.listing
         self.detail = self.source.detail
+        self.replies = (
+            ReplyExtractor(self, self.source.replies, more=self.parse_replies)
+            if self.source.replies is not None
+            else None
+        )
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Request]:
         """A list page: detail requests, then the next list page while under ``max_pages``."""
         page = int(response.meta.get("yuqing_page", 1))
         self._inc("yuqing/list_pages")
-        if not self.is_text(response):
+        if not self.is_text(response) or self.check_login(response, missed=False):
             return
         links = node_links(select(response, self.listing.item_links))
         if not links:
             self.missed("listing.item_links", self.listing.item_links, response.url)
-            if self.check_blocked(response):
+            if self.check_login(response, missed=True) or self.check_blocked(response):
                 return
             if page == 1:
                 # An empty first page is a redesign or an outage page, not "no news".
                 self._inc("yuqing/errors/empty_listing")
+        # A thread page is fetched again even when its post is stored: new replies
+        # appear on it (crawler.incremental skips item pages flagged as items only).
+        meta = {"yuqing_item": False} if self.replies is not None else None
         for link in links:
-            yield response.follow(link, callback=self.parse_detail, errback=self.request_failed)
+            yield response.follow(
+                link, callback=self.parse_detail, errback=self.request_failed, meta=meta
+            )
         if not self.listing.next_page:
             return
         next_links = node_links(select(response, self.listing.next_page))
@@ -69,7 +84,27 @@ class SiteSpider(SourceSpider):
             meta={"yuqing_page": page + 1},
         )
 
-    def parse_detail(self, response: Response) -> Iterator[RawPost]:
-        """A detail page → one :class:`RawPost` (nothing for a binary response)."""
-        if self.is_text(response):
-            yield self.extract_detail(response, self.detail)
+    def parse_detail(self, response: Response) -> Iterator[RawPost | Request]:
+        """A detail page → one :class:`RawPost` (nothing for a binary response).
+
+        With ``replies``: also one post per reply, and the thread's next page.
+        """
+        if not self.is_text(response) or self.check_login(response, missed=False):
+            return
+        thread = self.extract_detail(response, self.detail)
+        if self.replies is None:
+            yield thread
+            return
+        thread.extra.setdefault("thread_url", response.url)
+        thread.extra.setdefault("floor", 1)
+        yield thread
+        yield from self.replies.parse(response, thread_url=response.url, thread_title=thread.title)
+
+    def parse_replies(
+        self, response: Response, thread_url: str, thread_title: str, page: int
+    ) -> Iterator[RawPost | Request]:
+        """A later page of a thread: its replies (a spider method, so JOBDIR can queue it)."""
+        assert self.replies is not None
+        yield from self.replies.parse_more(
+            response, thread_url=thread_url, thread_title=thread_title, page=page
+        )

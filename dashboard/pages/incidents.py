@@ -23,6 +23,8 @@ from dashboard.components import (
     post_card,
 )
 from dashboard.data import ACTIVE_STATUSES, STATUS_LABELS_ZH, DataUnavailable
+from dashboard.pages.incident_room import escalate_button, render_room_extras
+from dashboard.ticket_views import render_linked_tickets
 
 _FLASH = "incident_flash"
 _NOTE = "incident_note"
@@ -158,6 +160,7 @@ def render() -> None:
             help=None if may_resolve else "仅总行或管理员可以解决事件",
             icon=":material/task_alt:",
         )
+        escalate_button(data, inc, user)
     if not may_resolve:
         st.caption("解决事件需要总行或管理员权限。")
 
@@ -176,6 +179,8 @@ def render() -> None:
         hide_index=True,
         width="stretch",
     )
+    render_room_extras(data, inc, user)
+    render_linked_tickets(data, inc, user)
 
     st.subheader(f"相关帖子（{len(detail.posts)}）")
     if detail.posts_missing:

@@ -21,7 +21,7 @@ import pytest
 
 from core.errors import PermanentStoreError, QueryError, StoreUnavailable
 from core.models import Analysis, Post, PostQuery, Signal, TermCount
-from core.ports import PostStore, Tokenizer
+from core.ports import ContentIndex, PostStore, Tokenizer
 from core.vocab import Platform, Sentiment, Topic
 from storage.local import LocalPostStore
 
@@ -226,6 +226,19 @@ def test_get_round_trips_the_whole_post(store: PostStore) -> None:
         assert got.published_at.utcoffset() == timedelta(0)
         assert got.crawled_at.utcoffset() == timedelta(0)
     assert store.get("post-missing") is None
+
+
+def test_get_many_returns_the_stored_posts_in_the_order_asked(store: PostStore) -> None:
+    # get_many is an addition both adapters have (a bulk get()); not in the port.
+    get_many = store.get_many  # type: ignore[attr-defined]
+    ids = [POSTS[2].id, "post-missing", POSTS[0].id, POSTS[2].id]
+    got = get_many(ids)
+    assert list(got) == [POSTS[2].id, POSTS[0].id]
+    assert got[POSTS[2].id] == POSTS[2] and got[POSTS[0].id] == POSTS[0]
+    assert got == {i: store.get(i) for i in ids if store.get(i) is not None}
+    assert get_many([]) == {}
+    many = [p.id for p in _many_posts(1200)]  # more than one chunk of any adapter
+    assert list(get_many([*many, POSTS[1].id])) == [POSTS[1].id]
 
 
 def test_times_given_in_another_zone_come_back_as_the_same_instant_in_utc(
@@ -681,6 +694,68 @@ def test_close_twice_is_safe(post_store: PostStore) -> None:
     post_store.close()
 
 
+# ---------------------------------------------------------------------- content-hash look-ups
+# The crawl's dedup stage (core.ports.ContentIndex): exact duplicates in bulk.
+
+
+def test_existing_hashes_finds_stored_hashes_in_bulk(post_store: PostStore) -> None:
+    assert isinstance(post_store, ContentIndex)
+    assert post_store.existing_hashes([p.content_hash for p in POSTS]) == {}
+    post_store.upsert(POSTS)
+    wanted = [BY_KEY["run"].content_hash, BY_KEY["cc"].content_hash, "hash-never-stored", ""]
+    assert post_store.existing_hashes(wanted) == {
+        BY_KEY["run"].content_hash: BY_KEY["run"].id,
+        BY_KEY["cc"].content_hash: BY_KEY["cc"].id,
+    }
+    assert post_store.existing_hashes([]) == {}
+
+
+def test_existing_hashes_names_the_first_stored_of_two_copies(post_store: PostStore) -> None:
+    assert isinstance(post_store, ContentIndex)
+    first = BY_KEY["cc"]
+    post_store.upsert([first])
+    copy = first.model_copy(update={"id": "post-copy-of-cc", "url": "https://demo.example/x/1"})
+    post_store.upsert([copy])
+    assert post_store.existing_hashes([first.content_hash]) == {first.content_hash: first.id}
+
+
+def test_existing_hashes_follow_an_update_of_the_text(post_store: PostStore) -> None:
+    assert isinstance(post_store, ContentIndex)
+    old = BY_KEY["cc"]
+    post_store.upsert([old])
+    new = old.model_copy(update={"text": "澜海银行信用卡年费", "content_hash": "hash-cc-v2"})
+    post_store.upsert([new])
+    assert post_store.existing_hashes([old.content_hash, "hash-cc-v2"]) == {"hash-cc-v2": old.id}
+
+
+def test_stored_hashes_by_id_in_bulk(post_store: PostStore) -> None:
+    assert isinstance(post_store, ContentIndex)
+    post_store.upsert(POSTS[:2])
+    many = [p.id for p in _many_posts(1200)]  # more than one chunk of any adapter
+    got = post_store.stored_hashes([POSTS[0].id, POSTS[1].id, POSTS[2].id, *many])
+    assert got == {POSTS[0].id: POSTS[0].content_hash, POSTS[1].id: POSTS[1].content_hash}
+
+
+def test_set_group_counts_changes_only_the_counts_of_stored_posts(post_store: PostStore) -> None:
+    assert isinstance(post_store, ContentIndex)
+    post_store.upsert(POSTS)
+    run, cc = BY_KEY["run"], BY_KEY["cc"]
+    done = post_store.set_group_counts({run.id: (4, 900), cc.id: (1, 7), "post-not-stored": (2, 2)})
+    assert done == {run.id, cc.id}
+    got = post_store.get(run.id)
+    assert got == run.model_copy(update={"duplicates": 4, "duplicate_reach": 900})
+    assert found(post_store, PostQuery(text="挤兑")) >= {run.id}  # still indexed as before
+    assert post_store.set_group_counts({}) == set()
+
+
+def test_grouped_copies_round_trip_on_the_post(post_store: PostStore) -> None:
+    post = BY_KEY["run"].model_copy(update={"duplicates": 3, "duplicate_reach": 1200})
+    post_store.upsert([post])
+    got = post_store.get(post.id)
+    assert got is not None and (got.duplicates, got.duplicate_reach) == (3, 1200)
+    assert got.group_reach == got.reach + 1200
+
+
 # ---------------------------------------------------------------------- failures
 
 
@@ -700,6 +775,14 @@ def test_unusable_store_never_answers_reads_with_nothing(broken_post_store: Any)
         lambda: store.histogram(PostQuery(), bucket_seconds=3600),
         lambda: store.terms(PostQuery(), "topic"),
     ]
+    if isinstance(store, ContentIndex):
+        reads += [
+            lambda: store.existing_hashes([POSTS[0].content_hash]),  # type: ignore[attr-defined]
+            lambda: store.stored_hashes([POSTS[0].id]),  # type: ignore[attr-defined]
+            lambda: store.set_group_counts({POSTS[0].id: (1, 1)}),  # type: ignore[attr-defined]
+        ]
+    if hasattr(store, "get_many"):
+        reads.append(lambda: store.get_many([POSTS[0].id]))  # type: ignore[attr-defined]
     for read in reads:
         with pytest.raises(StoreUnavailable) as info:
             read()
@@ -775,7 +858,26 @@ def test_local_store_upgrades_a_v1_file(tmp_path: Path, tokenizer: Tokenizer) ->
     assert store.count(PostQuery(topics=[Topic.LIQUIDITY_RUMOR])) == 1
     assert store.upsert([post]).updated == 1
     assert found(store, PostQuery(text="挤兑")) == {post.id}
+    assert store.existing_hashes([post.content_hash]) == {post.content_hash: post.id}
     store.close()
+
+
+def test_local_store_upgrades_a_v2_file_with_content_hashes(
+    tmp_path: Path, tokenizer: Tokenizer
+) -> None:
+    path = tmp_path / "posts.db"
+    LocalPostStore(path, tokenizer).upsert(POSTS)
+    with sqlite3.connect(path) as conn:  # back to the v2 layout: no content_hash column
+        conn.execute("DROP INDEX idx_posts_hash")
+        conn.execute("ALTER TABLE posts DROP COLUMN content_hash")
+        conn.execute("PRAGMA user_version = 2")
+    store = LocalPostStore(path, tokenizer)
+    wanted = [p.content_hash for p in POSTS]
+    assert store.existing_hashes(wanted) == {p.content_hash: p.id for p in POSTS}
+    assert store.count(PostQuery()) == len(POSTS)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_local_store_counts_tokenizer_failures_per_post(tmp_path: Path) -> None:

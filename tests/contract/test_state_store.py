@@ -368,6 +368,44 @@ def test_crawl_runs(state_store: StateStore) -> None:
         state_store.record_crawl_run(done.model_copy(update={"id": 9999}))
 
 
+def test_dashboard_users_table(state_store: StateStore, clock: Any) -> None:
+    # The 用户管理 screen's table (an addition of SqlStateStore, not in the port).
+    store: Any = state_store
+    hash_1, hash_2 = "scrypt$1024$8$1$c2FsdHNhbHQ$aGFzaDE", "scrypt$1024$8$1$c2FsdHNhbHQ$aGFzaDI"
+    assert store.list_users() == [] and store.get_user("wang") is None
+    added = store.add_user(
+        username="wang", display_name="王五", role="analyst", password_hash=hash_1, actor="root"
+    )
+    assert (added.username, added.role, added.enabled, added.created_by) == (
+        "wang", "analyst", True, "root"
+    )  # fmt: skip
+    assert hash_1 not in repr(added)
+    store.add_user(
+        username="li", display_name="", role="head_office", password_hash=hash_1, actor="root"
+    )
+    assert [u.username for u in store.list_users()] == ["li", "wang"]
+    with pytest.raises(QueryError, match="already exists"):
+        store.add_user(
+            username="wang", display_name="", role="admin", password_hash=hash_1, actor="root"
+        )
+    with pytest.raises(QueryError, match="clear password"):
+        store.set_user_password("wang", "hunter2-clear", actor="root")
+    assert store.set_user_enabled("wang", False, actor="admin2").enabled is False
+    assert store.set_user_password("wang", hash_2, actor="admin2").password_hash == hash_2
+    got = store.get_user("wang")
+    assert got is not None and not got.enabled and got.updated_by == "admin2"
+    assert_utc(got.created_at, got.updated_at)
+    with pytest.raises(QueryError):
+        store.set_user_enabled("nobody", True, actor="root")
+    audit = store.list_audit(target="user:wang")
+    assert [(e.actor, e.action) for e in audit] == [
+        ("admin2", "user_password_reset"),
+        ("admin2", "user_disable"),
+        ("root", "user_add"),
+    ]
+    assert all(hash_1 not in e.detail and hash_2 not in e.detail for e in audit)
+
+
 def test_close_twice_is_safe(state_store: StateStore) -> None:
     state_store.close()
     state_store.close()

@@ -9,7 +9,10 @@ the tests control the data:
 * ``YUQING_TEST_DOWN`` — ``posts`` or ``state`` to replace that store by a failing one,
   ``build`` to make building the data fail (a store unreachable at start);
 * ``YUQING_TEST_AUTH`` — ``none`` for a dashboard without login (dev), else the
-  test users of ``tests/dashboard/users.py`` must log in.
+  test users of ``tests/dashboard/users.py`` must log in;
+* ``YUQING_TEST_CONFIG`` — path of a YAML config: the dashboard then gets those
+  settings and, as ``yuqing.bootstrap`` wires it, the alerting engine's incident
+  action (escalate) and the draft-report builder.
 """
 
 import os
@@ -37,7 +40,22 @@ def build() -> DashboardData:
     state = (
         DownStateStore() if down == "state" else SqlStateStore(os.environ["YUQING_TEST_STATE_URL"])
     )
-    return DashboardData(posts, state, auth=policy(os.environ.get("YUQING_TEST_AUTH", "")))
+    auth = policy(os.environ.get("YUQING_TEST_AUTH", ""))
+    config = os.environ.get("YUQING_TEST_CONFIG", "")
+    if config:
+        from core.settings import load_settings
+        from yuqing.bootstrap import draft_reporter, incident_action
+
+        settings = load_settings(config)
+        return DashboardData(
+            posts,
+            state,
+            auth=auth,
+            settings=settings,
+            act=incident_action(settings, state, posts),
+            draft_report=draft_reporter(settings, state, posts),
+        )
+    return DashboardData(posts, state, auth=auth)
 
 
 main(build, default_page=os.environ.get("YUQING_TEST_PAGE", "overview"))

@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.models import PostQuery
-from core.vocab import IncidentStatus
+from core.vocab import IncidentStatus, Sentiment
 from dashboard.app import LoginSession, main
-from dashboard.components import SESSION_KEY
+from dashboard.components import SESSION_KEY, negative_share_frame
 from dashboard.data import DashboardData
 from tests.dashboard.seed import (
     HOSTILE_TEXT,
@@ -29,6 +30,7 @@ from tests.dashboard.seed import (
     RAW_PHONE,
     SEARCH_WORD,
     Seed,
+    _post,
 )
 from tests.dashboard.users import USERS
 
@@ -107,7 +109,11 @@ def test_overview_numbers_match_the_store(open_page: Callable[..., AppTest], see
     assert _metric(at, "未结事件") == "1"
     assert _metric(at, "🟠 II 重大") == "1"
     assert _metric(at, "🔴 I 特别重大") == "0"
-    assert len(at.get("vega_lite_chart")) == 3  # volume, topics, sources
+    # volume with its baseline band, negative share, sentiment, topics, sources
+    assert len(at.get("vega_lite_chart")) == 5
+    # The open incident is grade II: the headline risk level says so, in red.
+    assert any("当前风险等级：🟠 II 重大" in m.value for m in at.markdown)
+    assert not at.error
     incidents = at.dataframe[0].value
     assert list(incidents["标题"]) == [seed.incident.title]
     assert list(incidents["等级"]) == ["🟠 II 重大"]
@@ -298,3 +304,70 @@ def test_incidents_outages(open_page: Callable[..., AppTest], seed: Seed) -> Non
     at = open_page("incidents", down="posts")
     assert list(at.dataframe[0].value["编号"]) == [seed.incident.id]
     assert "post store" in at.error[0].value
+
+
+def test_overview_is_calm_without_open_incidents(
+    open_page: Callable[..., AppTest], seed: Seed
+) -> None:
+    seed.state_store.resolve(seed.incident.id or 0, user="tester")
+    at = open_page("overview")
+    assert not at.exception and not at.error
+    assert any("当前风险等级：平稳" in m.value for m in at.markdown)
+    assert _metric(at, "未结事件") == "0"
+
+
+def test_baseline_band_comes_from_the_same_hour_on_previous_days(
+    data: DashboardData, seed: Seed
+) -> None:
+    day = timedelta(days=1)
+    until = seed.now.replace(minute=0)
+    since = until - timedelta(hours=24)
+    # A regular history: at 3 hours before `until`, k + 1 posts on day k back.
+    hour = until - timedelta(hours=3)
+    extra = [
+        _post(900000 + k * 10 + i, hour - k * day + timedelta(minutes=5 + i), text="日常帖子")
+        for k in range(1, 8)
+        for i in range(k + 1)
+    ]
+    seed.post_store.upsert(extra)
+    band = data.volume_baseline(since, until, 3600, days=7)
+    assert len(band) == 24
+    for row in band.itertuples():
+        past = [
+            seed.post_store.count(
+                PostQuery(since=row.start - k * day, until=row.start - k * day + timedelta(hours=1))
+            )
+            for k in range(1, 8)
+        ]
+        median = float(np.median(past))
+        assert row.median == median
+        assert row.low <= median <= row.high
+    # That hour's band is centred on its history (2..8 posts a day: median 5).
+    row = band[band["start"] == hour].iloc[0]
+    assert row["median"] >= 5 and row["high"] > row["median"]
+
+
+def test_negative_share_per_bucket_matches_the_store(data: DashboardData, seed: Seed) -> None:
+    until = seed.now.replace(minute=0) + timedelta(hours=1)
+    since = until - timedelta(hours=24)
+    shares = negative_share_frame(data.volume_over_time(since, until, 3600))
+    for row in shares.itertuples():
+        window = PostQuery(since=row.start, until=row.start + timedelta(hours=1))
+        total = seed.post_store.count(window)
+        negative = seed.post_store.count(
+            window.model_copy(update={"sentiments": [Sentiment.NEGATIVE]})
+        )
+        assert (row.total, row.negative) == (total, negative)
+        if total:
+            assert row.share == negative / total
+        else:
+            assert np.isnan(row.share)
+
+
+def test_overview_auto_refresh_reruns_only_the_body(open_page: Callable[..., AppTest]) -> None:
+    at = open_page("overview")
+    at.toggle(key="overview_auto_refresh").set_value(True).run()
+    assert not at.exception and not at.error
+    # The body (in a fragment that reruns every minute) still shows the same numbers.
+    assert _metric(at, "舆情总量") == "5"
+    assert at.toggle(key="overview_auto_refresh").value is True

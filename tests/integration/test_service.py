@@ -137,7 +137,9 @@ def test_the_service_crawls_detects_and_notifies(
     try:
         wait_for(lambda: any(r.name == "yuqing.alerts" for r in caplog.records))
         wait_for(lambda: caplog.text.count("finished: exit 0") == 2)
-        assert service.job_ids() == ["crawl:forum", "crawl:news", "detect", "escalate", "outbox"]
+        assert service.job_ids() == [
+            "crawl:forum", "crawl:news", "daily_brief", "detect", "escalate", "outbox"
+        ]  # fmt: skip
     finally:
         service.stop()
 
@@ -170,7 +172,7 @@ def test_the_job_store_is_persistent_and_a_restart_reuses_it(
     first.start()
     wait_for(lambda: len(state.list_incidents()) == 1)
     first.stop()
-    expected = ["crawl:forum", "crawl:news", "detect", "escalate", "outbox"]
+    expected = ["crawl:forum", "crawl:news", "daily_brief", "detect", "escalate", "outbox"]
     assert stored_job_ids(settings) == expected
 
     # Restart on the same database: same rows, no duplicates, the jobs still run,
@@ -194,7 +196,7 @@ def test_the_job_store_is_persistent_and_a_restart_reuses_it(
     third = Service(fewer, post_store=posts, state_store=state, crawl_command=None)
     third.start()
     third.stop()
-    assert stored_job_ids(fewer) == ["detect", "escalate", "outbox"]
+    assert stored_job_ids(fewer) == ["daily_brief", "detect", "escalate", "outbox"]
 
 
 def test_a_failed_crawl_is_logged_and_recorded_not_fatal(

@@ -38,3 +38,15 @@ def test_top_keywords_normalises_traditional() -> None:
 
 def test_keywords_of_words_limit() -> None:
     assert len(keywords_of_words(["信用卡", "年费", "催收", "额度"], k=2)) == 2
+
+
+def test_keyword_words_are_the_keywords_without_scores() -> None:
+    from nlp.keywords import clear_word_cache, keyword_words
+    from nlp.segment import cut_for_analysis
+
+    for text in POSTS:
+        words = cut_for_analysis(text)
+        want = [w for w, _ in keywords_of_words(words, 5, exclude=["澜海"])]
+        clear_word_cache()  # the cache must not change the answer
+        assert keyword_words(words, 5, exclude=["澜海"]) == want
+        assert "澜海" not in want

@@ -1,7 +1,6 @@
 """The shipped models: load fast, get the known cases right, are deterministic."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ from nlp.model import JointScorer, LinearTextModel, load_model, model_dir, save_
 @pytest.fixture(scope="module")
 def analyzer() -> Analyzer:
     return Analyzer(Watchlist())
-
-
-def test_models_load_under_two_seconds() -> None:
-    start = time.perf_counter()
-    Analyzer(Watchlist())
-    assert time.perf_counter() - start < 2.0
 
 
 def test_shipped_models_are_small_json() -> None:
@@ -61,6 +54,34 @@ def test_negation_flips_praise(analyzer: Analyzer) -> None:
 def test_sarcasm_cue() -> None:
     assert has_sarcasm("呵呵，服务真是太好了，排了三小时")
     assert not has_sarcasm("服务真是太好了")
+    # Praise in scare quotes is ironic on its own (ASCII, curly and corner quotes).
+    assert has_sarcasm("真是太'好'了，排队三小时")
+    assert has_sarcasm("这就是所谓的“优质”服务")
+    assert has_sarcasm("「贴心」的服务")
+    assert not has_sarcasm("他说“好的”就挂了")
+
+
+@pytest.mark.parametrize(
+    ("text", "sentiment"),
+    [
+        ("客户经理很耐心", Sentiment.POSITIVE),
+        ("一点都不满意", Sentiment.NEGATIVE),
+        ("柜员一点也不耐心，问两句就不耐烦", Sentiment.NEGATIVE),
+        ("真是太'好'了，排队三小时", Sentiment.NEGATIVE),
+        ("澜海银行的服务真是太“贴心”了，电话转了六次人工", Sentiment.NEGATIVE),
+        ("不得不说，这次客服处理得很及时", Sentiment.POSITIVE),
+    ],
+)
+def test_negation_and_sarcasm_on_bank_sentences(
+    analyzer: Analyzer, text: str, sentiment: Sentiment
+) -> None:
+    assert analyzer.analyze(text).sentiment is sentiment
+
+
+def test_negation_scope_stops_at_punctuation() -> None:
+    feats = text_features("不满意，服务好", ["不", "满意", "，", "服务", "好"])
+    assert feats["n:满意"] == 1
+    assert feats["n:服务"] == 0 and feats["w:服务"] == 1
 
 
 def test_sarcastic_praise_is_negative(analyzer: Analyzer) -> None:

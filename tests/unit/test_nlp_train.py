@@ -6,14 +6,28 @@ from pathlib import Path
 import pytest
 
 from nlp.evaluate import class_report, load_jsonl
-from nlp.train import BANK_TRAIN, BANK_VALIDATION, DEFAULT_DATA_DIR, fit_linear, main
+from nlp.normalize import normalize_for_analysis
+from nlp.train import (
+    BANK_TRAIN,
+    BANK_VALIDATION,
+    BANK_VALIDATION_INDEPENDENT,
+    DEFAULT_DATA_DIR,
+    fit_linear,
+    main,
+)
 
 
 def test_bank_sets_are_labelled_and_disjoint() -> None:
     train, validation = load_jsonl(BANK_TRAIN), load_jsonl(BANK_VALIDATION)
-    assert len(train) >= 300 and len(validation) >= 100
-    assert not {e.text for e in train} & {e.text for e in validation}
-    for examples in (train, validation):
+    independent = load_jsonl(BANK_VALIDATION_INDEPENDENT)
+    assert len(train) >= 300 and len(validation) >= 100 and len(independent) >= 100
+    # Disjoint even after normalisation (a traditional-character or full-width
+    # copy of a training post would be the same post to the model).
+    seen = {normalize_for_analysis(e.text) for e in train}
+    for held_out in (validation, independent):
+        assert not seen & {normalize_for_analysis(e.text) for e in held_out}
+    assert not {e.text for e in validation} & {e.text for e in independent}
+    for examples in (train, validation, independent):
         assert {e.sentiment for e in examples} == {"negative", "neutral", "positive"}
         assert all(e.topic is not None and e.critical is not None for e in examples)
         assert any(e.critical for e in examples)
@@ -29,6 +43,32 @@ def test_fit_is_deterministic() -> None:
     second = fit_linear("m", feats, labels, [1.0] * 6, **args)  # type: ignore[arg-type]
     assert first.to_json() == second.to_json()
     assert max(first.predict_proba({"w:好": 1}).items(), key=lambda kv: kv[1])[0] == "positive"
+
+
+def test_training_reads_only_the_training_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real (small) training run: which labelled files it opens, and what it writes."""
+    import nlp.train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["text,label"] + [f"第{i}次来，服务很好,1" for i in range(30)]
+    rows += [f"第{i}次来，态度很差,0" for i in range(30)]
+    (data / "waimai_10k.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    opened: list[Path] = []
+    real_load = nlp.train.load_jsonl
+
+    def recording_load(path: Path) -> list:  # type: ignore[type-arg]
+        opened.append(path)
+        return real_load(path)
+
+    monkeypatch.setattr(nlp.train, "load_jsonl", recording_load)
+    paths = nlp.train.train_all(data, tmp_path / "out")
+    assert opened == [BANK_TRAIN]
+    for path in paths:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        assert raw["meta"]["calibration"]["temperature"] == raw["temperature"]
 
 
 def test_missing_data_dir_exits_2(tmp_path: Path) -> None:
