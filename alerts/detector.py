@@ -58,7 +58,7 @@ from alerts.incidents import (
     ticket_links_of,
 )
 from alerts.links import LinkSigner
-from alerts.rules.base import Match, Rule, Window, build_rules, evaluate_rule
+from alerts.rules.base import CopyCounter, Match, Rule, Window, build_rules, evaluate_rule
 from alerts.tickets.linking import LinkParams, profile_posts, rank_tickets
 from core.errors import StoreError, YuqingError
 from core.models import Alert, Incident, Post, utcnow
@@ -150,6 +150,9 @@ class Detector:
     default escalation policy over ``channels``, without action links).
     ``state_store`` must also have the escalation methods of
     :class:`~alerts.escalation.EscalationStore` (``SqlStateStore`` does).
+    ``copies`` (the crawl's repost groups, ``storage.dedup_index.DedupIndex``)
+    makes the volume rule count reposts grouped under stored posts
+    (docs/alerting.md); ``None`` counts stored posts only.
     """
 
     def __init__(
@@ -167,8 +170,10 @@ class Detector:
         link_min_score: float = LINK_MIN_SCORE,
         grouping: GroupingConfig | None = None,
         thresholds: Thresholds = THRESHOLDS,
+        copies: CopyCounter | None = None,
     ) -> None:
         self.rules = list(rules)
+        self.copies = copies
         self.grouping = grouping or GroupingConfig()
         self.thresholds = thresholds
         self.watchlist = watchlist
@@ -194,8 +199,9 @@ class Detector:
         state_store: StateStore,
         *,
         clock: Callable[[], datetime] = utcnow,
+        copies: CopyCounter | None = None,
     ) -> Detector:
-        """A detector for ``settings.rules`` and ``settings.channels``.
+        """A detector for ``settings.rules`` and ``settings.channels`` (``copies``: see the class).
 
         Raises ``ConfigError`` for a rule type with no implementation.
         """
@@ -212,6 +218,7 @@ class Detector:
             watchlist=settings.watchlist,
             grouping=settings.grouping,
             thresholds=thresholds,
+            copies=copies,
         )
 
     def run_once(self, now: datetime | None = None) -> list[Alert]:
@@ -280,6 +287,7 @@ class Detector:
             exclude=[*past_incident_windows(self.state, rule.name, now), *health.gaps],
             tickets=self.state,
             down_sources=health.down,
+            copies=self.copies,
         )
         if not matches:
             logger.debug("rule=%s quiet", rule.name)

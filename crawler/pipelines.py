@@ -18,6 +18,7 @@ Stats written here (all under ``yuqing/``): ``dropped/<reason>``, ``kept``,
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections import OrderedDict
@@ -411,6 +412,8 @@ class DedupPipeline(_Stage):
             similarity=similarity,
             reach=reach,
             seen_at=int(time.time()),
+            # The rules count a copy at its own published time, like a stored post.
+            published_at=(math.floor(raw.published_utc.timestamp()) if raw.published_utc else None),
         )
         try:
             if not self.index.record(link):

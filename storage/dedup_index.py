@@ -6,7 +6,8 @@ beside whichever PostStore is configured,
 
     bands        (LSH band key, post id, when added): the candidate index
     duplicates   a copy (its own post id, URL, source, kind, similarity,
-                 reach, when seen) → the id of the stored post it was grouped under
+                 reach, when seen, when published) → the id of the stored post it
+                 was grouped under
     stale_groups originals whose counts could not be written yet (spooled)
     meta         when the index was last pruned
 
@@ -30,18 +31,28 @@ Writes are buffered in memory and written in one transaction per
 ``_FLUSH_POSTS`` posts and by :meth:`DedupIndex.flush`; reads see the
 buffered rows too. Errors: ``StoreUnavailable`` naming the file when it
 cannot be opened, read or written.
+
+The detection rules read the copies back by time (:meth:`DedupIndex.count_copies`,
+:meth:`DedupIndex.copy_histogram`, the ``CopyCounter`` port of
+:mod:`alerts.rules.base`): a repost storm is one stored post but many copies,
+and a volume rule must hear all of them. A copy's time is its published time
+(``published_at``, recorded since this column was added; older rows and
+copies without a page time fall back to ``seen_at``, the crawl time), on the
+same clock as ``Post.published_at``, which the rules count stored posts by.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.errors import StoreUnavailable
@@ -54,6 +65,11 @@ _PER_KEY = 4
 # Buffered posts written in one transaction (and always by flush/close).
 _FLUSH_POSTS = 5000
 _PRUNE_EVERY = 86_400  # seconds
+# When a copy counts (epoch seconds): its published time, else when the crawl saw it.
+# The same expression in the index and the queries, so SQLite uses the index.
+_COPY_TIME = "COALESCE(published_at, seen_at)"
+_MIGRATIONS = (("published_at", "ALTER TABLE duplicates ADD COLUMN published_at INTEGER"),)
+_TIME_INDEX = f"CREATE INDEX IF NOT EXISTS idx_duplicates_time ON duplicates ({_COPY_TIME}, source)"
 
 _SCHEMA = (
     """
@@ -77,9 +93,17 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS idx_duplicates_original ON duplicates (original_id)",
+    # _COPY_TIME is added by _migrate (older files lack published_at), then indexed there.
     "CREATE TABLE IF NOT EXISTS stale_groups (original_id TEXT PRIMARY KEY) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
+
+
+def _epoch(moment: datetime) -> int:
+    """Whole epoch seconds of an aware ``moment`` (floored, like the stored copy times)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: copy times are compared in UTC")
+    return math.floor(moment.timestamp())
 
 
 @dataclass(frozen=True)
@@ -93,7 +117,9 @@ class DuplicateLink:
     kind: str  # "exact" | "near"
     similarity: float
     reach: int
-    seen_at: int  # epoch seconds
+    seen_at: int  # epoch seconds (crawl time)
+    published_at: int | None = None
+    """Epoch seconds of the copy's own published time (``None``: unknown, ``seen_at`` counts)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,8 @@ class DedupIndex:
     """Signatures, LSH bands and repost groups in the SQLite file ``path``.
 
     ``window`` bounds how long a post stays a near-duplicate candidate.
-    Not thread-safe (one per crawl process; the crawl pipelines run in one thread).
+    One per crawl process (the crawl pipelines run in one thread); its SQLite calls are
+    serialised by a lock, so the detection service may read copies from its scheduler threads.
     """
 
     def __init__(self, path: str | Path, *, window: timedelta = timedelta(days=7)) -> None:
@@ -120,6 +147,8 @@ class DedupIndex:
         self._links: dict[str, DuplicateLink] = {}
         self._pending_totals: dict[str, GroupTotals] = {}  # of the links not yet written
         self._touched: set[str] = set()
+        # The detection service reads copies from its scheduler's worker threads.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"DedupIndex({str(self.path)!r})"
@@ -129,9 +158,10 @@ class DedupIndex:
     @contextmanager
     def _db(self, action: str) -> Iterator[sqlite3.Connection]:
         try:
-            if self._conn is None:
-                self._conn = self._open()
-            yield self._conn
+            with self._lock:
+                if self._conn is None:
+                    self._conn = self._open()
+                yield self._conn
         except sqlite3.Error as exc:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -142,7 +172,8 @@ class DedupIndex:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        # check_same_thread off: calls are serialised by self._lock (see _db).
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -152,6 +183,11 @@ class DedupIndex:
             conn.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA:
                 conn.execute(stmt)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(duplicates)")}
+            for column, alter in _MIGRATIONS:  # additive: files of older crawls keep working
+                if column not in columns:
+                    conn.execute(alter)
+            conn.execute(_TIME_INDEX)
             now = int(time.time())
             row = conn.execute("SELECT value FROM meta WHERE name = 'pruned_at'").fetchone()
             pruned = 0
@@ -302,11 +338,69 @@ class DedupIndex:
         self.flush()
         with self._db("copies") as conn:
             rows = conn.execute(
-                "SELECT id, original_id, url, source, kind, similarity, reach, seen_at "
-                "FROM duplicates WHERE original_id = ? ORDER BY seen_at, rowid",
+                "SELECT id, original_id, url, source, kind, similarity, reach, seen_at, "
+                "published_at FROM duplicates WHERE original_id = ? ORDER BY seen_at, rowid",
                 (original_id,),
             ).fetchall()
         return [DuplicateLink(*row) for row in rows]
+
+    # ------------------------------------------------------------------ copies by time
+
+    def _copy_rows(
+        self, since: datetime, until: datetime, exclude_sources: Collection[str]
+    ) -> list[tuple[int, int]]:
+        """``(epoch second, copies)`` of the copies in ``[since, until)``, buffered ones too."""
+        lo, hi = _epoch(since), _epoch(until)
+        if self._conn is None and not self._links and not self.path.exists():
+            # No crawl has recorded a copy yet (a fresh install): zero, and a reader (the
+            # detection service) does not create the crawl's file.
+            return []
+        excluded = sorted(set(exclude_sources))
+        marks = ",".join("?" * len(excluded))
+        not_in = f" AND source NOT IN ({marks})" if excluded else ""
+        with self._db("copies by time") as conn:
+            # One range scan of idx_duplicates_time, grouped by second in SQLite.
+            rows = conn.execute(
+                f"SELECT {_COPY_TIME} AS t, COUNT(*) FROM duplicates "
+                f"WHERE {_COPY_TIME} >= ? AND {_COPY_TIME} < ?{not_in} GROUP BY t",
+                [lo, hi, *excluded],
+            ).fetchall()
+        found = [(int(t), int(n)) for t, n in rows]
+        # Buffered copies (this crawl's own): record() keeps them out of the table until flush.
+        for link in self._links.values():
+            t = link.published_at if link.published_at is not None else link.seen_at
+            if lo <= t < hi and link.source not in excluded:
+                found.append((t, 1))
+        return found
+
+    def count_copies(
+        self, since: datetime, until: datetime, *, exclude_sources: Collection[str] = ()
+    ) -> int:
+        """Copies grouped under stored posts whose time is in ``[since, until)``.
+
+        A copy's time is its published time, else when it was seen (see the
+        module doc); copies from ``exclude_sources`` are left out. One indexed
+        range query. Raises ``StoreUnavailable`` when the file cannot be read.
+        """
+        return sum(n for _, n in self._copy_rows(since, until, exclude_sources))
+
+    def copy_histogram(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        bucket_seconds: int,
+        exclude_sources: Collection[str] = (),
+    ) -> dict[datetime, int]:
+        """Copies in ``[since, until)`` per bucket of ``bucket_seconds``, keyed by the bucket's
+        start (UTC, aligned to the epoch like ``PostStore.histogram(tz_offset_minutes=0)``);
+        empty buckets are absent. Same filters and errors as :meth:`count_copies`."""
+        if bucket_seconds <= 0:
+            raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds}")
+        buckets: Counter[int] = Counter()
+        for t, n in self._copy_rows(since, until, exclude_sources):
+            buckets[t - t % bucket_seconds] += n
+        return {datetime.fromtimestamp(b, UTC): n for b, n in sorted(buckets.items())}
 
     # ------------------------------------------------------------------ writes
 
@@ -356,6 +450,7 @@ class DedupIndex:
                 link.similarity,
                 link.reach,
                 link.seen_at,
+                link.published_at,
             )
             for link in self._links.values()
         ]
@@ -366,7 +461,10 @@ class DedupIndex:
                     "INSERT OR IGNORE INTO bands VALUES (?, ?, ?)", self._capped(conn, bands)
                 )
                 conn.executemany(
-                    "INSERT OR IGNORE INTO duplicates VALUES (?, ?, ?, ?, ?, ?, ?, ?)", links
+                    "INSERT OR IGNORE INTO duplicates (id, original_id, url, source, kind, "
+                    "similarity, reach, seen_at, published_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    links,
                 )
                 conn.execute("COMMIT")
             except BaseException:

@@ -103,15 +103,24 @@ def crawl_command_for(config_path: Path | None) -> Callable[[str], list[str]]:
     return command
 
 
+def build_copy_counter(settings: Settings) -> DedupIndex:
+    """The crawl's repost groups (``<data_dir>/dedup.db``, shared with the crawl processes),
+    read by the volume rule so that reposts grouped under one stored post still count
+    (docs/alerting.md). The caller closes it."""
+    return DedupIndex(Path(settings.data_dir) / "dedup.db")
+
+
 def build_detector(settings: Settings) -> tuple[Detector, Callable[[], None]]:
     """A detector over freshly opened stores, and the function that closes them."""
     posts, state = build_post_store(settings), build_state_store(settings)
+    copies = build_copy_counter(settings)
 
     def close() -> None:
         posts.close()
         state.close()
+        copies.close()
 
-    return Detector.from_settings(settings, posts, state), close
+    return Detector.from_settings(settings, posts, state, copies=copies), close
 
 
 class _OwningService(Service):
@@ -121,6 +130,7 @@ class _OwningService(Service):
         push_token = ticket_push_token(settings)  # a bad token fails before any store opens
         self._owned_posts = build_post_store(settings)
         self._owned_state = build_state_store(settings)
+        self._owned_copies = build_copy_counter(settings)
         try:
             # Create the schema now, before the first crawl children race to create it.
             self._owned_posts.count(PostQuery())
@@ -134,6 +144,9 @@ class _OwningService(Service):
             crawl_command=crawl_command_for(config_path),
             serve_links=True,
             ticket_push_token=push_token,
+            detector=Detector.from_settings(
+                settings, self._owned_posts, self._owned_state, copies=self._owned_copies
+            ),
         )
 
     def run_forever(self) -> None:
@@ -142,6 +155,7 @@ class _OwningService(Service):
         finally:
             self._owned_posts.close()
             self._owned_state.close()
+            self._owned_copies.close()
 
 
 def ticket_push_token(settings: Settings) -> str | None:

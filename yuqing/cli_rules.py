@@ -33,6 +33,7 @@ from alerts.grading import Thresholds
 from alerts.health import SourceHealth, source_health
 from alerts.incidents import display_timezone
 from alerts.rules import Match, Rule, build_rules, evaluate_rule
+from alerts.rules.base import CopyCounter
 from core.errors import ConfigError, QueryError, StoreError
 from core.models import utcnow
 from core.settings import Settings, load_settings
@@ -86,13 +87,18 @@ def check(config: ConfigOpt = None) -> None:
 
 
 def evaluate_without_writing(
-    rules: list[Rule[Any]], posts: Any, state: Any, now: datetime
+    rules: list[Rule[Any]],
+    posts: Any,
+    state: Any,
+    now: datetime,
+    *,
+    copies: CopyCounter | None = None,
 ) -> tuple[list[Match], dict[str, Exception]]:
     """Every match of every enabled rule as of ``now``, and the rules that failed.
 
-    Reads only: ``posts`` (the rules' queries) and ``state`` (past incident
-    windows and source outages for the baselines, as the detector does). A
-    failed rule does not stop the others.
+    Reads only: ``posts`` (the rules' queries), ``state`` (past incident
+    windows and source outages for the baselines) and ``copies`` (reposts grouped
+    by the crawl), as the detector does. A failed rule does not stop the others.
     """
     matches: list[Match] = []
     failures: dict[str, Exception] = {}
@@ -106,7 +112,13 @@ def evaluate_without_writing(
             # Ticket rules read the state store's tickets, the others the posts.
             matches.extend(
                 evaluate_rule(
-                    rule, posts, now, exclude=exclude, tickets=state, down_sources=health.down
+                    rule,
+                    posts,
+                    now,
+                    exclude=exclude,
+                    tickets=state,
+                    down_sources=health.down,
+                    copies=copies,
                 )
             )
         except StoreError as exc:
@@ -121,7 +133,7 @@ def evaluate_without_writing(
 @app.command("dry-run")
 def dry_run(config: ConfigOpt = None) -> None:
     """Evaluate every enabled rule now against the configured stores; print, write nothing."""
-    from yuqing.bootstrap import build_post_store, build_state_store
+    from yuqing.bootstrap import build_copy_counter, build_post_store, build_state_store
 
     settings, rules = _load(config)
     now = utcnow()
@@ -136,11 +148,13 @@ def dry_run(config: ConfigOpt = None) -> None:
         posts.close()
         err_console.print(f"[bold red]state store unavailable:[/] {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
+    copies = build_copy_counter(settings)
     try:
-        matches, failures = evaluate_without_writing(rules, posts, state, now)
+        matches, failures = evaluate_without_writing(rules, posts, state, now, copies=copies)
     finally:
         posts.close()
         state.close()
+        copies.close()
     table = Table(title=f"dry run at {now.isoformat(timespec='seconds')} (nothing recorded)")
     for column in ("rule", "type", "key", "grade", "posts", "reason"):
         table.add_column(column)

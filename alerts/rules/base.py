@@ -200,6 +200,48 @@ class SourceAware(Protocol):
     ) -> list[Match]: ...
 
 
+class CopyCounter(Protocol):
+    """Copies (reposts) grouped under stored posts, by time: the crawl does not store a
+    copy as a post (docs/dedup.md), so a rule that counts "how loud" adds them.
+
+    A copy's time is its published time (else when the crawl saw it), on the
+    clock of ``Post.published_at``. Implemented by
+    :class:`storage.dedup_index.DedupIndex`; errors (``StoreUnavailable``) propagate.
+    """
+
+    def count_copies(
+        self, since: datetime, until: datetime, *, exclude_sources: Collection[str] = ()
+    ) -> int:
+        """Copies in ``[since, until)``, those from ``exclude_sources`` left out."""
+        ...
+
+    def copy_histogram(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        bucket_seconds: int,
+        exclude_sources: Collection[str] = (),
+    ) -> dict[datetime, int]:
+        """Copies in ``[since, until)`` by epoch-aligned bucket start (empty buckets absent)."""
+        ...
+
+
+@runtime_checkable
+class CopyAware(Protocol):
+    """A post rule that counts grouped copies too when given a :class:`CopyCounter`."""
+
+    def evaluate_copies(
+        self,
+        posts: PostStore,
+        now: datetime,
+        *,
+        copies: CopyCounter,
+        exclude: Sequence[Window] = (),
+        down_sources: Collection[str] = (),
+    ) -> list[Match]: ...
+
+
 def evaluate_rule(
     rule: Rule[Any],
     posts: PostStore,
@@ -208,17 +250,24 @@ def evaluate_rule(
     exclude: Sequence[Window] = (),
     tickets: TicketSource | None = None,
     down_sources: Collection[str] = (),
+    copies: CopyCounter | None = None,
 ) -> list[Match]:
     """Every match of ``rule`` now: a :class:`TicketRule` reads ``tickets``, others ``posts``.
 
     ``down_sources`` (no successful crawl now, :mod:`alerts.health`) are left
     out of the counts of a :class:`SourceAware` rule; other rules ignore them.
+    ``copies`` (the crawl's repost groups) are counted by a :class:`CopyAware`
+    rule; without it (unit tests, backtests) every rule counts stored posts only.
     Raises :class:`TicketsNotGiven` for a ticket rule without ``tickets``.
     """
     if isinstance(rule, TicketRule):
         if tickets is None:
             raise TicketsNotGiven(f"rule {rule.name!r} reads complaint tickets: none given")
         return rule.evaluate_tickets(tickets, now, exclude=exclude)
+    if copies is not None and isinstance(rule, CopyAware):
+        return rule.evaluate_copies(
+            posts, now, copies=copies, exclude=exclude, down_sources=down_sources
+        )
     if down_sources and isinstance(rule, SourceAware):
         return rule.evaluate_sources(posts, now, exclude=exclude, down_sources=down_sources)
     return rule.evaluate_all(posts, now, exclude=exclude)

@@ -7,7 +7,13 @@ raises an incident on its own. Matches are keyed per author
 their evidence is exactly those posts (``Match.evidence_ids``).
 
 The grade comes from :func:`alerts.grading.grade` with the largest reach
-(followers + engagement) and any critical signals of those posts.
+and any critical signals of those posts.
+
+Reach is the post's **group reach** (``Post.group_reach``: its own followers +
+engagement plus the summed reach of the reposts and near copies the crawl
+grouped under it, docs/dedup.md), and the copies count as reposts
+(``reposts + duplicates`` against ``min_reposts``): a text copied 600 times
+by small accounts is widely shared even when no copy links back to it.
 """
 
 from __future__ import annotations
@@ -38,11 +44,14 @@ class InfluentialAuthor(Rule[InfluentialAuthorRule]):
     options = InfluentialAuthorRule
 
     def is_influential(self, post: Post) -> bool:
-        """True when ``post`` is negative and its followers or reposts reach a threshold."""
+        """True when ``post`` is negative and its followers or reposts (its own plus the
+        copies grouped under it) reach a threshold."""
         cfg = self.config
         if post.analysis is None or post.analysis.sentiment != Sentiment.NEGATIVE:
             return False
-        return (post.author_followers or 0) >= cfg.min_followers or post.reposts >= cfg.min_reposts
+        return (post.author_followers or 0) >= cfg.min_followers or (
+            post.reposts + post.duplicates >= cfg.min_reposts
+        )
 
     def decide(self, posts: Sequence[Post]) -> list[Match]:
         """One match per author among the influential ``posts`` (largest reach first). Pure."""
@@ -53,13 +62,26 @@ class InfluentialAuthor(Rule[InfluentialAuthorRule]):
                 by_author.setdefault(author_key(post), []).append(post)
         matches: list[Match] = []
         for key, group in by_author.items():
-            top = max(group, key=lambda p: p.reach)
-            graded = grade(factors_from_posts(group, count=len(group)), self.thresholds)
+            top = max(group, key=lambda p: p.group_reach)
+            factors = replace(
+                factors_from_posts(group, count=len(group)),
+                max_reach=max(p.group_reach for p in group),
+            )
+            graded = grade(factors, self.thresholds)
             who = top.author or f"{top.source} 匿名作者"
+            copies_zh, copies_en = (
+                (
+                    f"，转载副本 {top.duplicates} 条，合计影响 {top.group_reach}",
+                    f", {top.duplicates} copies, group reach {top.group_reach}",
+                )
+                if top.duplicates
+                else ("", "")
+            )
             reason = (
-                f"高影响力负面帖：{who}（粉丝 {top.author_followers or 0}，转发 {top.reposts}）"
-                f"{cfg.window_minutes}分钟内 {len(group)} 条 / influential negative post(s) by "
-                f"{who} (followers {top.author_followers or 0}, reposts {top.reposts})；"
+                f"高影响力负面帖：{who}（粉丝 {top.author_followers or 0}，转发 {top.reposts}"
+                f"{copies_zh}）{cfg.window_minutes}分钟内 {len(group)} 条 / influential negative "
+                f"post(s) by {who} (followers {top.author_followers or 0}, reposts {top.reposts}"
+                f"{copies_en})；"
                 f"定级依据：{graded.reason_text or '影响力阈值'}"
             )
             matches.append(
@@ -75,7 +97,9 @@ class InfluentialAuthor(Rule[InfluentialAuthorRule]):
                         "author": top.author,
                         "followers": top.author_followers or 0,
                         "reposts": top.reposts,
-                        "reach": top.reach,
+                        "reach": top.group_reach,
+                        "own_reach": top.reach,
+                        "copies": top.duplicates,
                         "posts": len(group),
                         "grade_score": graded.score,
                     },

@@ -25,6 +25,15 @@ sources are counted, now and in the baseline: a gap is not a drop to zero.
 Likewise, with a seasonal baseline, windows older than the oldest post held
 (a fresh install) are unknown, not zero.
 
+Copies count. The crawl stores one post per text and groups its reposts and
+near copies under it (docs/dedup.md), so a Weibo repost storm is one stored
+post. Given the crawl's repost groups (a :class:`~alerts.rules.base.CopyCounter`,
+wired by the service), every window — current and baseline alike — counts its
+stored posts plus the copies published in it, so the baseline stays on the
+same scale. Without it (unit tests, backtests) stored posts only. A
+``negative_only`` rule does not count copies: a copy's sentiment is not
+recorded (the dedup stage runs before the analysis).
+
 The level is the median (``baseline_method: median_mad``, robust
 to the odd past spike) or the plain mean; with the median a match also
 needs ``current >= median + mad_k × 1.4826 × MAD`` (a robust z-score), which
@@ -44,7 +53,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from alerts.grading import THRESHOLDS, GradeFactors, Thresholds, grade
-from alerts.rules.base import Match, Rule, Window, overlaps, register_rule
+from alerts.rules.base import CopyCounter, Match, Rule, Window, overlaps, register_rule
 from core.models import PostQuery
 from core.ports import PostStore
 from core.settings import VolumeSpikeRule
@@ -293,6 +302,49 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
         match = self.evaluate_healthy(posts, now, exclude=exclude, down_sources=down_sources)
         return [] if match is None else [match]
 
+    def evaluate_copies(
+        self,
+        posts: PostStore,
+        now: datetime,
+        *,
+        copies: CopyCounter,
+        exclude: Sequence[Window] = (),
+        down_sources: Collection[str] = (),
+    ) -> list[Match]:
+        """:meth:`evaluate_sources` counting, in every window, the stored posts plus the
+        grouped copies published in it (module docstring; not for ``negative_only``)."""
+        match = self.evaluate_healthy(
+            posts, now, exclude=exclude, down_sources=down_sources, copies=copies
+        )
+        return [] if match is None else [match]
+
+    def _copy_counts(
+        self,
+        copies: CopyCounter,
+        starts: Sequence[datetime],
+        window: timedelta,
+        bucket: int,
+        down_sources: Collection[str],
+        *,
+        seasonal: bool,
+    ) -> list[int]:
+        """Copies per window, read the same way as the posts (one count per scattered
+        seasonal window, one histogram over consecutive windows)."""
+        if seasonal:
+            return [
+                copies.count_copies(w, w + window, exclude_sources=down_sources) for w in starts
+            ]
+        counts = [0] * len(starts)
+        buckets = copies.copy_histogram(
+            starts[0], starts[-1] + window, bucket_seconds=bucket, exclude_sources=down_sources
+        )
+        for b_start, n in buckets.items():
+            for index, w_start in enumerate(starts):
+                if w_start <= b_start < w_start + window:
+                    counts[index] += n
+                    break
+        return counts
+
     def evaluate_healthy(
         self,
         posts: PostStore,
@@ -300,8 +352,10 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
         *,
         exclude: Sequence[Window],
         down_sources: Collection[str],
+        copies: CopyCounter | None = None,
     ) -> Match | None:
-        """The one implementation behind :meth:`evaluate` and :meth:`evaluate_sources`."""
+        """The one implementation behind :meth:`evaluate`, :meth:`evaluate_sources` and
+        :meth:`evaluate_copies` (``copies``: also count grouped copies, see the module doc)."""
         cfg = self.config
         bucket = bucket_seconds_for(cfg.window_minutes)
         end = floor_time(now, bucket)
@@ -317,6 +371,13 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
                 left_out.append((starts[0], earliest - window + timedelta(microseconds=1)))
         else:
             counts = self._histogram_windows(posts, starts, window, bucket, down_sources)
+        copy_counts = [0] * len(starts)
+        if copies is not None and not cfg.negative_only:
+            seasonal = bool(cfg.seasonal_days or cfg.seasonal_weeks)
+            copy_counts = self._copy_counts(
+                copies, starts, window, bucket, down_sources, seasonal=seasonal
+            )
+            counts = [p + c for p, c in zip(counts, copy_counts, strict=True)]
         baseline = [
             c
             for c, w_start in zip(counts[:-1], starts[:-1], strict=True)
@@ -326,6 +387,16 @@ class VolumeSpike(Rule[VolumeSpikeRule]):
         match = self.decide(counts[-1], baseline, factor=self.calendar_factor(end - window, end))
         if match is None:
             return None
+        if copy_counts[-1]:
+            stored = counts[-1] - copy_counts[-1]
+            match = replace(
+                match,
+                reason=(
+                    f"{match.reason}（含转载/重复副本 {copy_counts[-1]} 条，独立帖子 {stored} 条 / "
+                    f"incl. {copy_counts[-1]} grouped reposts/copies and {stored} stored posts）"
+                ),
+                metrics={**match.metrics, "copies": copy_counts[-1], "stored_posts": stored},
+            )
         if down_sources:
             down = ", ".join(sorted(down_sources))
             match = replace(
