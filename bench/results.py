@@ -41,3 +41,8 @@ def write_results(results: list[Result], path: Path = RESULTS_PATH) -> None:
         existing[res.name] = asdict(res)
     rows = sorted(existing.values(), key=lambda r: str(r["name"]))
     path.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def read_results(path: Path) -> list[Result]:
+    """The results stored in ``path`` (as written by :func:`write_results`)."""
+    return [Result(**row) for row in json.loads(path.read_text(encoding="utf-8"))]

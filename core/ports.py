@@ -209,6 +209,69 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
+class AckRecord(Protocol):
+    """One acknowledgement as a state store returns it."""
+
+    @property
+    def user(self) -> str: ...
+    @property
+    def note(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+
+
+class AuditRecord(Protocol):
+    """One audit-log entry as a state store returns it."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+# Optional extensions: readers check for them with isinstance and say plainly
+# when a store lacks one; the shipped stores have them all. They are kept out of
+# the StateStore/PostStore protocols so small fakes need not implement them.
+
+
+@runtime_checkable
+class BulkPostReader(Protocol):
+    """Optional PostStore extension (both shipped stores have it): many posts in one read."""
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Post]:
+        """The stored posts among ``ids``, by id; missing ids are left out."""
+        ...
+
+
+@runtime_checkable
+class AckLog(Protocol):
+    """Optional StateStore extension (``SqlStateStore`` has it): an incident's acknowledgements."""
+
+    def list_acks(self, incident_id: int) -> Sequence[AckRecord]: ...
+
+
+@runtime_checkable
+class AuditLog(Protocol):
+    """Optional StateStore extension (``SqlStateStore`` has it): the audit log by target."""
+
+    def list_audit(
+        self, limit: int = 100, *, target: str | None = None
+    ) -> Sequence[AuditRecord]: ...
+
+
+@runtime_checkable
+class NotificationLog(Protocol):
+    """Optional StateStore extension (``SqlStateStore`` has it): the outbox, by incident."""
+
+    def list_notifications(
+        self, *, incident_id: int | None = None, limit: int = 100
+    ) -> Sequence[Notification]: ...
+
+
 @runtime_checkable
 class Notifier(Protocol):
     """One delivery channel (email, webhook, WeCom …). Plugins implement this."""

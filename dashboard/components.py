@@ -121,6 +121,23 @@ def guard() -> Iterator[None]:
         st.stop()
 
 
+def show_flash(key: str) -> None:
+    """Show, once, the ``(kind, message)`` an action left in ``st.session_state[key]``.
+
+    Actions store their outcome there and rerun, so the message survives the
+    rerun that redraws the page with the new state. ``kind`` is ``"success"``
+    or anything else (shown as an error).
+    """
+    flash = st.session_state.pop(key, None)
+    if flash is None:
+        return
+    kind, message = flash
+    if kind == "success":
+        st.success(message, icon=":material/check_circle:")
+    else:
+        st.error(message, icon=":material/error:")
+
+
 def fmt_time(when: datetime | pd.Timestamp | None) -> str:
     """``2024-05-01 08:30`` in the time zone ``when`` already carries (the display zone)."""
     if when is None or pd.isna(when):

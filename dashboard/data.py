@@ -29,7 +29,17 @@ import pandas as pd
 
 from core.errors import StoreUnavailable
 from core.models import Alert, Incident, Notification, Post, PostQuery
-from core.ports import PostStore, SortOrder, StateStore
+from core.ports import (
+    AckLog,
+    AckRecord,
+    AuditLog,
+    AuditRecord,
+    BulkPostReader,
+    NotificationLog,
+    PostStore,
+    SortOrder,
+    StateStore,
+)
 from core.settings import Settings, TicketsConfig, Watchlist
 from core.vocab import TOPIC_LABELS_ZH, Grade, IncidentStatus, Sentiment, Topic
 from dashboard.accounts import (
@@ -258,58 +268,11 @@ class IncidentDetail:
     """Columns local_time, user, note; oldest first."""
 
 
-class AckRecord(Protocol):
-    """One acknowledgement as a state store returns it."""
-
-    @property
-    def user(self) -> str: ...
-    @property
-    def note(self) -> str: ...
-    @property
-    def at(self) -> datetime: ...
-
-
-class AuditRecord(Protocol):
-    """One audit-log entry as a state store returns it."""
-
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def detail(self) -> str: ...
-
-
-@runtime_checkable
-class BulkPostReader(Protocol):
-    """Optional PostStore extension (both shipped stores have it): many posts in one read."""
-
-    def get_many(self, ids: Sequence[str]) -> dict[str, Post]: ...
-
-
 @runtime_checkable
 class AuditSink(Protocol):
     """Optional StateStore extension (``SqlStateStore`` has it): append to the audit log."""
 
     def audit(self, *, actor: str, action: str, target: str, detail: str = "") -> None: ...
-
-
-@runtime_checkable
-class AckLog(Protocol):
-    """Optional StateStore extension (``SqlStateStore`` has it): an incident's acknowledgements."""
-
-    def list_acks(self, incident_id: int) -> Sequence[AckRecord]: ...
-
-
-@runtime_checkable
-class AuditLog(Protocol):
-    """Optional StateStore extension (``SqlStateStore`` has it): the audit log by target."""
-
-    def list_audit(
-        self, limit: int = 100, *, target: str | None = None
-    ) -> Sequence[AuditRecord]: ...
 
 
 AUDIT_ACTIONS_ZH: dict[str, str] = {
@@ -376,15 +339,6 @@ class NoteLog(Protocol):
     def list_notes(
         self, incident_id: int, *, kind: str | None = None, limit: int = 200
     ) -> Sequence[NoteRecord]: ...
-
-
-@runtime_checkable
-class NotificationLog(Protocol):
-    """Optional StateStore extension (``SqlStateStore`` has it): the outbox, by incident."""
-
-    def list_notifications(
-        self, *, incident_id: int | None = None, limit: int = 100
-    ) -> Sequence[Notification]: ...
 
 
 class EscalationRecord(Protocol):

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.errors import YuqingError
-from core.models import Incident, Notification, Post
-from core.ports import PostStore, StateStore
+from core.models import Incident, Post
+from core.ports import AckLog, AuditLog, NotificationLog, PostStore, StateStore
 from core.vocab import Sentiment
 from reports.common import (
     SENTIMENT_ZH,
@@ -48,49 +48,6 @@ AUDIT_ZH: dict[str, str] = {
 
 class IncidentNotFound(YuqingError, LookupError):
     """No incident with the requested id."""
-
-
-class _Audit(Protocol):
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def detail(self) -> str: ...
-
-
-class _Ack(Protocol):
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def user(self) -> str: ...
-    @property
-    def note(self) -> str: ...
-
-
-@runtime_checkable
-class AuditLog(Protocol):
-    """Optional StateStore extension: the audit log by target."""
-
-    def list_audit(self, limit: int = 100, *, target: str | None = None) -> Sequence[_Audit]: ...
-
-
-@runtime_checkable
-class AckLog(Protocol):
-    """Optional StateStore extension: an incident's acknowledgements."""
-
-    def list_acks(self, incident_id: int) -> Sequence[_Ack]: ...
-
-
-@runtime_checkable
-class NotificationLog(Protocol):
-    """Optional StateStore extension: the outbox entries of an incident."""
-
-    def list_notifications(
-        self, *, incident_id: int | None = None, limit: int = 100
-    ) -> list[Notification]: ...
 
 
 def gather_incident_report(

@@ -13,6 +13,14 @@ from datetime import date
 
 
 @dataclass(frozen=True)
+class Table:
+    """A table of a report: a header and rows of plain (unescaped) text cells."""
+
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
 class Share:
     """One slice of a mix: a key, its Chinese label, a count and its share of the whole."""
 
@@ -214,3 +222,60 @@ class IncidentReport:
     @property
     def document_title(self) -> str:
         return f"{self.bank}声誉事件报告：#{self.id} {self.title}"
+
+    # The report's tables, as plain text: every renderer (Markdown, DOCX, PDF)
+    # draws the same rows and escapes them as its format needs.
+
+    def overview_table(self) -> Table:
+        """一、事件概况: one 项目/内容 row per fact."""
+        return Table(
+            ["项目", "内容"],
+            [
+                ["事件编号", f"#{self.id}"],
+                ["等级", self.grade_label],
+                ["状态", self.status],
+                ["规则", self.rule],
+                ["对象", self.key],
+                ["首次发现", self.first_seen],
+                ["开启时间", self.opened],
+                ["解除时间", self.resolved or "—"],
+                ["涉及业务", self.topic or "—"],
+                ["涉及机构/产品", self.entity or "—"],
+            ],
+        )
+
+    def timeline_table(self) -> Table:
+        """三、时间线, oldest first."""
+        return Table(
+            ["时间", "事件", "操作人/来源", "说明"],
+            [[e.at, e.event, e.actor, e.detail] for e in self.timeline],
+        )
+
+    def signals_table(self) -> Table:
+        """风险信号及触发词 (empty rows when no signal was seen)."""
+        return Table(
+            ["信号", "帖子数", "高危", "触发词"],
+            [
+                [s.name, str(s.posts), "是" if s.critical else "否", "、".join(s.triggers)]
+                for s in self.signals
+            ],
+        )
+
+    def tickets_table(self) -> Table:
+        """六、关联投诉工单 with the reasons for each link."""
+        return Table(
+            ["工单号", "关联度", "网点", "产品", "状态", "创建时间", "摘要", "关联依据"],
+            [
+                [
+                    t.ticket_id,
+                    "—" if t.score is None else f"{t.score:.2f}",
+                    t.branch,
+                    t.product,
+                    t.status,
+                    t.created,
+                    t.summary if t.found else "（工单已不在库中）",
+                    "；".join(t.reasons),
+                ]
+                for t in self.tickets
+            ],
+        )

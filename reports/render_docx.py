@@ -26,7 +26,7 @@ from docx.shared import Cm, Pt, RGBColor
 
 from reports import charts
 from reports.common import percent
-from reports.model import DailyBrief, IncidentReport, PostItem, Share
+from reports.model import DailyBrief, IncidentReport, PostItem, Share, Table
 
 EAST_ASIA_FONT = "微软雅黑"
 LATIN_FONT = "Arial"
@@ -81,6 +81,10 @@ def _table(doc: DocumentObject, header: Sequence[str], rows: Sequence[Sequence[s
         cells = table.add_row().cells
         for cell, text in zip(cells, row, strict=True):
             cell.text = text
+
+
+def _cells(table: Table) -> tuple[list[str], list[list[str]]]:
+    return table.header, table.rows
 
 
 def _mix(doc: DocumentObject, items: Sequence[Share], name: str) -> None:
@@ -197,31 +201,12 @@ def incident_report_docx(report: IncidentReport, *, now: datetime) -> bytes:
     doc.add_heading(report.document_title, level=0)
     doc.add_paragraph(f"生成时间：{report.generated_at}（{report.timezone}）")
     doc.add_heading("一、事件概况", level=1)
-    _table(
-        doc,
-        ["项目", "内容"],
-        [
-            ["事件编号", f"#{report.id}"],
-            ["等级", report.grade_label],
-            ["状态", report.status],
-            ["规则", report.rule],
-            ["对象", report.key],
-            ["首次发现", report.first_seen],
-            ["开启时间", report.opened],
-            ["解除时间", report.resolved or "—"],
-            ["涉及业务", report.topic or "—"],
-            ["涉及机构/产品", report.entity or "—"],
-        ],
-    )
+    _table(doc, *_cells(report.overview_table()))
     doc.add_heading("二、定级依据", level=1)
     for reason in report.reasons or ["（无记录）"]:
         doc.add_paragraph(reason)
     doc.add_heading("三、时间线", level=1)
-    _table(
-        doc,
-        ["时间", "事件", "操作人/来源", "说明"],
-        [[e.at, e.event, e.actor, e.detail] for e in report.timeline],
-    )
+    _table(doc, *_cells(report.timeline_table()))
     doc.add_heading("四、影响范围", level=1)
     doc.add_paragraph(report.scope_line)
     if report.hourly:
@@ -231,36 +216,14 @@ def incident_report_docx(report: IncidentReport, *, now: datetime) -> bytes:
     _mix(doc, report.sentiment_mix, "情感")
     doc.add_heading("风险信号及触发词", level=2)
     if report.signals:
-        _table(
-            doc,
-            ["信号", "帖子数", "高危", "触发词"],
-            [
-                [s.name, str(s.posts), "是" if s.critical else "否", "、".join(s.triggers)]
-                for s in report.signals
-            ],
-        )
+        _table(doc, *_cells(report.signals_table()))
     else:
         doc.add_paragraph("（无）")
     doc.add_heading("五、代表帖子（已脱敏）", level=1)
     _posts(doc, report.top_posts)
     doc.add_heading("六、关联投诉工单", level=1)
     if report.tickets:
-        _table(
-            doc,
-            ["工单号", "关联度", "网点", "产品", "状态", "摘要", "关联依据"],
-            [
-                [
-                    t.ticket_id,
-                    "—" if t.score is None else f"{t.score:.2f}",
-                    t.branch,
-                    t.product,
-                    t.status,
-                    t.summary if t.found else "（工单已不在库中）",
-                    "；".join(t.reasons),
-                ]
-                for t in report.tickets
-            ],
-        )
+        _table(doc, *_cells(report.tickets_table()))
     else:
         doc.add_paragraph("（无关联工单）")
     if report.draft:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 from reports.common import percent
-from reports.model import DailyBrief, IncidentReport, PostItem, Share
+from reports.model import DailyBrief, IncidentReport, PostItem, Share, Table
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")
 
@@ -43,6 +43,14 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(row) + " |" for row in rows]
     return out
+
+
+def _plain_table(table: Table) -> list[str]:
+    """A report table with every cell escaped (cells are untrusted plain text)."""
+    return _table(
+        [md_escape(h) for h in table.header],
+        ([md_escape(cell) for cell in row] for row in table.rows),
+    )
 
 
 def _mix(items: Sequence[Share], name: str) -> list[str]:
@@ -196,21 +204,7 @@ def incident_report_markdown(report: IncidentReport) -> str:
         "",
         "## 一、事件概况",
         "",
-        *_table(
-            ["项目", "内容"],
-            [
-                ["事件编号", f"\\#{report.id}"],
-                ["等级", report.grade_label],
-                ["状态", report.status],
-                ["规则", md_escape(report.rule)],
-                ["对象", md_escape(report.key)],
-                ["首次发现", report.first_seen],
-                ["开启时间", report.opened],
-                ["解除时间", report.resolved or "—"],
-                ["涉及业务", md_escape(report.topic or "—")],
-                ["涉及机构/产品", md_escape(report.entity or "—")],
-            ],
-        ),
+        *_plain_table(report.overview_table()),
         "",
         "## 二、定级依据",
         "",
@@ -218,10 +212,7 @@ def incident_report_markdown(report: IncidentReport) -> str:
         "",
         "## 三、时间线",
         "",
-        *_table(
-            ["时间", "事件", "操作人/来源", "说明"],
-            ([e.at, e.event, md_escape(e.actor), md_escape(e.detail)] for e in report.timeline),
-        ),
+        *_plain_table(report.timeline_table()),
         "",
         "## 四、影响范围",
         "",
@@ -235,39 +226,13 @@ def incident_report_markdown(report: IncidentReport) -> str:
         "",
     ]
     if report.signals:
-        out += _table(
-            ["信号", "帖子数", "高危", "触发词"],
-            (
-                [
-                    md_escape(s.name),
-                    str(s.posts),
-                    "是" if s.critical else "否",
-                    md_escape("、".join(s.triggers)),
-                ]
-                for s in report.signals
-            ),
-        )
+        out += _plain_table(report.signals_table())
     else:
         out.append("（无）")
     out += ["", "## 五、代表帖子（已脱敏）", "", *_posts(report.top_posts)]
     out += ["", "## 六、关联投诉工单", ""]
     if report.tickets:
-        out += _table(
-            ["工单号", "关联度", "网点", "产品", "状态", "创建时间", "摘要", "关联依据"],
-            (
-                [
-                    md_escape(t.ticket_id),
-                    "—" if t.score is None else f"{t.score:.2f}",
-                    md_escape(t.branch),
-                    md_escape(t.product),
-                    md_escape(t.status),
-                    t.created,
-                    md_escape(t.summary) if t.found else "（工单已不在库中）",
-                    md_escape("；".join(t.reasons)),
-                ]
-                for t in report.tickets
-            ),
-        )
+        out += _plain_table(report.tickets_table())
     else:
         out.append("（无关联工单）")
     if report.draft:

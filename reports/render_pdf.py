@@ -21,7 +21,7 @@ from fpdf.fonts import FontFace
 from reports import charts
 from reports.common import percent
 from reports.fonts import cjk_face
-from reports.model import DailyBrief, IncidentReport, PostItem, Share
+from reports.model import DailyBrief, IncidentReport, PostItem, Share, Table
 
 FONT = "cjk"
 PRODUCER = "yuqing 舆情监测系统"
@@ -96,6 +96,10 @@ class _Pdf(FPDF):
                     row.cell(text)
         self.ln(2)
         self.set_font(FONT, size=10)
+
+    def grid_of(self, table: Table, widths: Sequence[float] | None = None) -> None:
+        """:meth:`grid` of a report :class:`Table`."""
+        self.grid(table.header, table.rows, widths)
 
     def picture(self, png: bytes) -> None:
         import io
@@ -201,31 +205,12 @@ def incident_report_pdf(report: IncidentReport, *, now: datetime) -> bytes:
     pdf.heading(report.document_title, 16)
     pdf.para(f"生成时间：{report.generated_at}（{report.timezone}）", size=9, grey=True)
     pdf.heading("一、事件概况")
-    pdf.grid(
-        ["项目", "内容"],
-        [
-            ["事件编号", f"#{report.id}"],
-            ["等级", report.grade_label],
-            ["状态", report.status],
-            ["规则", report.rule],
-            ["对象", report.key],
-            ["首次发现", report.first_seen],
-            ["开启时间", report.opened],
-            ["解除时间", report.resolved or "—"],
-            ["涉及业务", report.topic or "—"],
-            ["涉及机构/产品", report.entity or "—"],
-        ],
-        (1, 3),
-    )
+    pdf.grid_of(report.overview_table(), (1, 3))
     pdf.heading("二、定级依据")
     for reason in report.reasons or ["（无记录）"]:
         pdf.para(f"· {reason}")
     pdf.heading("三、时间线")
-    pdf.grid(
-        ["时间", "事件", "操作人/来源", "说明"],
-        [[e.at, e.event, e.actor, e.detail] for e in report.timeline],
-        (2.2, 1.4, 1.8, 4.6),
-    )
+    pdf.grid_of(report.timeline_table(), (2.2, 1.4, 1.8, 4.6))
     pdf.heading("四、影响范围")
     pdf.para(report.scope_line)
     if report.hourly:
@@ -234,36 +219,14 @@ def incident_report_pdf(report: IncidentReport, *, now: datetime) -> bytes:
     _mix(pdf, report.sentiment_mix, "情感")
     pdf.heading("风险信号及触发词", 12)
     if report.signals:
-        pdf.grid(
-            ["信号", "帖子数", "高危", "触发词"],
-            [
-                [s.name, str(s.posts), "是" if s.critical else "否", "、".join(s.triggers)]
-                for s in report.signals
-            ],
-            (2, 1, 1, 4),
-        )
+        pdf.grid_of(report.signals_table(), (2, 1, 1, 4))
     else:
         pdf.para("（无）")
     pdf.heading("五、代表帖子（已脱敏）")
     _posts(pdf, report.top_posts)
     pdf.heading("六、关联投诉工单")
     if report.tickets:
-        pdf.grid(
-            ["工单号", "关联度", "网点", "产品", "状态", "摘要", "关联依据"],
-            [
-                [
-                    t.ticket_id,
-                    "—" if t.score is None else f"{t.score:.2f}",
-                    t.branch,
-                    t.product,
-                    t.status,
-                    t.summary if t.found else "（工单已不在库中）",
-                    "；".join(t.reasons),
-                ]
-                for t in report.tickets
-            ],
-            (1.6, 1, 1.6, 1.4, 1, 3, 3),
-        )
+        pdf.grid_of(report.tickets_table(), (1.6, 1, 1.6, 1.4, 1, 1.8, 3, 3))
     else:
         pdf.para("（无关联工单）")
     if report.draft:

@@ -21,6 +21,7 @@ from dashboard.components import (
     guard,
     incidents_table,
     post_card,
+    show_flash,
 )
 from dashboard.data import ACTIVE_STATUSES, STATUS_LABELS_ZH, DataUnavailable
 from dashboard.pages.incident_room import escalate_button, render_room_extras
@@ -63,22 +64,11 @@ def _act(action: str, incident_id: int) -> None:
         st.session_state[_NOTE] = ""
 
 
-def _show_flash() -> None:
-    flash = st.session_state.pop(_FLASH, None)
-    if flash is None:
-        return
-    kind, message = flash
-    if kind == "success":
-        st.success(message, icon=":material/check_circle:")
-    else:
-        st.error(message, icon=":material/error:")
-
-
 def render() -> None:
     """Render the incidents page."""
     data = get_data()
     st.title("事件")
-    _show_flash()
+    show_flash(_FLASH)
 
     statuses = st.multiselect(
         "状态",

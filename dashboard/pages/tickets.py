@@ -17,7 +17,15 @@ import streamlit as st
 
 from core.errors import YuqingError
 from dashboard.auth import can
-from dashboard.components import current_user, fmt_time, get_data, guard, post_card, range_picker
+from dashboard.components import (
+    current_user,
+    fmt_time,
+    get_data,
+    guard,
+    post_card,
+    range_picker,
+    show_flash,
+)
 from dashboard.data import DataUnavailable, TimeWindow
 from dashboard.ticket_views import problem_owner, score_column
 from storage.state import PROBLEM_STATUS_ZH, PROBLEM_STATUSES
@@ -89,22 +97,11 @@ def _set_status() -> None:
         st.session_state[_NOTE] = ""
 
 
-def _show_flash() -> None:
-    flash = st.session_state.pop(_FLASH, None)
-    if flash is None:
-        return
-    kind, message = flash
-    if kind == "success":
-        st.success(message, icon=":material/check_circle:")
-    else:
-        st.error(message, icon=":material/error:")
-
-
 def render() -> None:
     """Render the tickets page."""
     data = get_data()
     st.title("投诉工单")
-    _show_flash()
+    show_flash(_FLASH)
     if not data.tickets_enabled():
         st.warning("当前状态库不保存工单与问题单，本页无法显示。")
         return

@@ -17,7 +17,7 @@ import streamlit as st
 from core.errors import YuqingError
 from dashboard.accounts import MIN_PASSWORD_CHARS, ROLES, SOURCE_DATABASE
 from dashboard.auth import ROLE_LABELS_ZH, can
-from dashboard.components import current_user, fmt_time, get_data, guard
+from dashboard.components import current_user, fmt_time, get_data, guard, show_flash
 from dashboard.data import DataUnavailable
 
 _FLASH = "users_flash"
@@ -98,17 +98,6 @@ def _reset() -> None:
     _run("reset_password", "reset", f"已重置用户 {name} 的密码。")
 
 
-def _show_flash() -> None:
-    flash = st.session_state.pop(_FLASH, None)
-    if flash is None:
-        return
-    kind, message = flash
-    if kind == "success":
-        st.success(message, icon=":material/check_circle:")
-    else:
-        st.error(message, icon=":material/error:")
-
-
 def render() -> None:
     """Render the users page (admins only)."""
     data = get_data()
@@ -119,7 +108,7 @@ def render() -> None:
             f"无权限：仅管理员可以管理用户（当前角色：{user.role_zh}）。", icon=":material/lock:"
         )
         return
-    _show_flash()
+    show_flash(_FLASH)
 
     with guard():
         frame = data.users()
