@@ -87,6 +87,7 @@ from dashboard.ticket_data import (
 from nlp.normalize import normalize_for_analysis
 from nlp.pii import mask_pii
 from reports.model import DailyBrief, IncidentReport
+from storage.silences import SILENCE_COLUMNS, silence_rows
 from storage.state import PROBLEM_STATUS_ZH, Problem
 
 SENTIMENT_LABELS_ZH: dict[Sentiment, str] = {
@@ -1202,8 +1203,19 @@ class DashboardData:
     # ------------------------------------------------------------------ settings
 
     def settings_view(self) -> SettingsView | None:
-        """The settings in force as display tables, secrets hidden; ``None`` without settings."""
-        return None if self.settings is None else build_settings_view(self.settings)
+        """The settings in force as display tables, secrets hidden; ``None`` without settings.
+
+        Silences come from the config *and* the state database (``yuqing rules
+        silence add``), those in force or still to come. Raises
+        :class:`DataUnavailable` when the state store is down: an unreadable
+        silence list is an error, never "no silences".
+        """
+        if self.settings is None:
+            return None
+        view = build_settings_view(self.settings)
+        with _reading(STATE_STORE):
+            rows = silence_rows(self._state, datetime.now(UTC), self.settings.escalation.silences)
+        return replace(view, silences=pd.DataFrame(rows, columns=list(SILENCE_COLUMNS)))
 
     def audit(self, *, actor: str, action: str, target: str, detail: str = "") -> None:
         """Append an entry (login, logout, a denied action …) to the state store's audit log.

@@ -188,6 +188,10 @@ def stored_silences(store: object, now: datetime) -> list[SilenceRule]:
     return [SilenceRule.from_stored(e) for e in store.list_silences(active_at=now)]
 
 
+SILENCE_COLUMNS = ("编号", "匹配", "开始", "结束", "含特别重大", "设置人", "原因", "状态")
+"""The keys of :func:`silence_rows`, in display order."""
+
+
 def silence_rows(
     store: object, now: datetime, config: Sequence[ConfigSilence] = ()
 ) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.components import get_data
+from dashboard.components import get_data, guard
 
 
 def _table(frame: pd.DataFrame, empty: str) -> None:
@@ -25,7 +25,8 @@ def render() -> None:
     """Render the read-only settings view."""
     data = get_data()
     st.title("设置")
-    view = data.settings_view()
+    with guard():
+        view = data.settings_view()
     if view is None:
         st.warning(
             "当前未提供生效配置，无法显示设置（仪表盘未通过 yuqing 启动）。",

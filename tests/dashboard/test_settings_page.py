@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import streamlit as st
 
-from core.settings import load_settings
+from core.errors import StoreUnavailable
+from core.settings import Settings, load_settings
+from dashboard.data import DashboardData, DataUnavailable
 from dashboard.settings_view import (
     CONFIGURED,
     build_settings_view,
@@ -203,3 +206,43 @@ def test_settings_view_reads_only_whether_a_secret_is_set() -> None:
     assert channels.loc["hq_mail", "签名密钥/密码"] == "未设置（环境变量 YQ_TEST_SMTP_PASSWORD）"
     cells = " ".join(str(v) for f in (view.channels, view.storage) for v in f.to_numpy().ravel())
     assert WEBHOOK_SECRET not in cells and PG_PASSWORD not in cells
+
+
+def test_stored_silences_are_listed_with_the_config(
+    open_app: OpenApp, seed: Seed, secrets_in_env: None
+) -> None:
+    now = datetime.now(UTC)
+    seed.state_store.add_silence(
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=4),
+        created_by="张三",
+        reason="滨江支行演练",
+        entity="澜海银行滨江支行",
+    )
+    seed.state_store.add_silence(  # already over: not shown
+        starts_at=now - timedelta(hours=3),
+        ends_at=now - timedelta(hours=1),
+        created_by="李四",
+        reason="已结束的静默",
+        rule="volume_spike",
+    )
+    at = open_app("settings", config=_config())
+    silences = frame_with(at, "含特别重大")
+    assert list(silences["原因"]) == ["滨江支行演练"]
+    assert silences["设置人"].item() == "张三"
+    assert silences["状态"].item() == "生效中"
+    assert "澜海银行滨江支行" in silences["匹配"].item()
+
+
+def test_an_unreadable_silence_list_is_an_error_not_none(
+    seed: Seed, store_paths: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(**_kwargs: object) -> list[object]:
+        raise StoreUnavailable("state database locked (simulated)")
+
+    monkeypatch.setattr(seed.state_store, "list_silences", down)
+    data = DashboardData(
+        seed.post_store, seed.state_store, settings=Settings.model_validate(_config())
+    )
+    with pytest.raises(DataUnavailable, match="state store"):
+        data.settings_view()
