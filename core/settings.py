@@ -194,6 +194,16 @@ class JsonFields(_Strict):
     likes: str | None = None
     published_at: str | None = None
     url: str | None = None
+    quoted_text: str | None = Field(
+        default=None,
+        description=(
+            "the reposted original's text (Weibo: retweeted_status.text); when an item "
+            "has it, the post reads '<comment>//@<quoted_author>: <original>', as the "
+            "platform shows a repost, so a repost whose own comment does not name the "
+            "bank still mentions it and is grouped under the original"
+        ),
+    )
+    quoted_author: str | None = None
 
 
 class JsonPagination(_Strict):
@@ -253,7 +263,7 @@ class JsonApiConfig(_Strict):
     def jsonpaths(self) -> dict[str, str]:
         """Every JSONPath of this config by its dotted key (``fields.author`` …)."""
         paths = {"items": self.items}
-        for name in JSON_FIELDS:
+        for name in (*JSON_FIELDS, "quoted_text", "quoted_author"):
             value = getattr(self.fields, name)
             if value is not None:
                 paths[f"fields.{name}"] = value

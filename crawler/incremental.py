@@ -58,7 +58,11 @@ class SeenItemsMiddleware:
         store: PostStore,
         index: DedupIndex | None,
         callbacks: frozenset[str],
+        crawler: Crawler | None = None,
     ) -> None:
+        # Scrapy passes ``spider`` to middleware methods only when their
+        # signature requires it, so the running spider is read from the crawler.
+        self.crawler = crawler
         self.stats = stats
         self.store = store
         self.index = index
@@ -74,7 +78,7 @@ class SeenItemsMiddleware:
             crawler.settings.getlist("YUQING_ITEM_CALLBACKS", list(DEFAULT_ITEM_CALLBACKS))
         )
         assert crawler.stats is not None
-        return cls(crawler.stats, services.post_store, services.dedup_index, callbacks)
+        return cls(crawler.stats, services.post_store, services.dedup_index, callbacks, crawler)
 
     def is_item_request(self, request: Request) -> bool:
         """Whether ``request`` fetches one item's page (see the module doc)."""
@@ -101,6 +105,8 @@ class SeenItemsMiddleware:
         """Whether ``request`` fetches the page of an item already stored or grouped."""
         if not self.is_item_request(request):
             return False
+        if spider is None and self.crawler is not None:
+            spider = self.crawler.spider
         if spider is not None and getattr(spider, "replies", None) is not None:
             return False
         try:

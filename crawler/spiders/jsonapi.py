@@ -241,6 +241,7 @@ class JsonApiSpider(SourceSpider):
         text = "" if text is None else str(text)
         if self.api.text_html:
             text = html_to_text(text)
+        text += self.quoted(item)
         post = RawPost(
             url=url,
             source=self.source.name,
@@ -272,6 +273,24 @@ class JsonApiSpider(SourceSpider):
             )
             return
         yield post
+
+    def quoted(self, item: Any) -> str:
+        """``//@author: text`` of the original this item reposts, or ``""``.
+
+        Only reposts carry an original, so a miss is normal and not counted as
+        a selector miss.
+        """
+        fields = self.api.fields
+        if fields.quoted_text is None:
+            return ""
+        original = _scalar(find_first(fields.quoted_text, item))
+        if original is None or not str(original).strip():
+            return ""
+        original = html_to_text(str(original)) if self.api.text_html else str(original).strip()
+        author = None
+        if fields.quoted_author is not None:
+            author = _text(_scalar(find_first(fields.quoted_author, item)))
+        return f"//@{author}: {original}" if author else f"//{original}"
 
     def item_title(self, values: dict[str, Any]) -> str:
         """``title_template`` filled with the mapped fields, else the mapped title."""

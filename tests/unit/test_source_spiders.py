@@ -309,3 +309,43 @@ def test_thread_replies_link_to_the_thread_and_queue_on_disk() -> None:
     listing = (PAGES / "tieba_list.html").read_text("utf-8")
     (thread_request, _) = [r for r in site.parse(html("https://tieba.baidu.com/f?kw=x", listing))]
     assert thread_request.meta["yuqing_item"] is False  # re-fetched for new replies
+
+
+def test_a_repost_carries_its_original_so_it_still_names_the_bank() -> None:
+    s = spider(
+        fields={
+            "id": "id",
+            "text": "text",
+            "quoted_text": "retweeted_status.text",
+            "quoted_author": "retweeted_status.user.screen_name",
+        },
+        text_html=True,
+    )
+    data = json.loads((PAGES / "weibo_search_page1.json").read_text("utf-8"))
+    original = data["data"]["cards"][0]["mblog"]
+    repost = {
+        "id": "5108800000000099",
+        "created_at": "1分钟前",
+        # The comment alone does not name the bank: the mention filter would drop it.
+        "text": "太离谱了，大家避雷<span class=\"url-icon\"><img alt=[怒] src=\"x.png\" /></span>",
+        "user": {"screen_name": "路人甲", "followers_count": 12},
+        "retweeted_status": original,
+    }
+    data["data"]["cards"].append({"card_type": 9, "mblog": repost})
+    posts = [o for o in s.parse(json_response(API, data)) if isinstance(o, RawPost)]
+    by_id = {p.native_id: p for p in posts}
+    quoted = by_id["5108800000000099"].text
+    assert quoted.startswith("太离谱了，大家避雷")
+    assert "//@滨江小王: @澜海银行客服 滨江支行今天又让我排了两个小时的队" in quoted
+    assert "<span" not in quoted
+    # Items that are not reposts are unchanged, and their missing original is no miss.
+    assert by_id["5108800000000001"].text.startswith("@澜海银行客服 滨江支行")
+    assert "//@" not in by_id["5108800000000001"].text
+    stats = s.crawler.stats.get_stats()  # type: ignore[union-attr]
+    assert not any("quoted" in k for k in stats)
+
+
+def test_a_bad_quoted_text_path_is_refused_at_load(tmp_path: Path) -> None:
+    bad = source(fields={"id": "id", "text": "text", "quoted_text": "retweeted_status..[x"})
+    with pytest.raises(ConfigError, match=r"fields\.quoted_text"):
+        load(tmp_path, bad)
