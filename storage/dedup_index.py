@@ -56,10 +56,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.errors import StoreUnavailable
+from storage.sqlite_in import rows_in
 
 log = logging.getLogger(__name__)
 
-_IN_CHUNK = 500
 # Posts a band key keeps at most (its first ones; see the module doc).
 _PER_KEY = 4
 # Buffered posts written in one transaction (and always by flush/close).
@@ -274,14 +274,9 @@ class DedupIndex:
         if not rest:
             return found
         with self._db("duplicate look-up") as conn:
-            for lo in range(0, len(rest), _IN_CHUNK):
-                chunk = rest[lo : lo + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                found.update(
-                    conn.execute(
-                        f"SELECT id, original_id FROM duplicates WHERE id IN ({marks})", chunk
-                    ).fetchall()
-                )
+            found.update(
+                rows_in(conn, "SELECT id, original_id FROM duplicates WHERE id IN ({marks})", rest)
+            )
         return found
 
     def take_touched(self) -> set[str]:
@@ -296,15 +291,13 @@ class DedupIndex:
         if not wanted:
             return found
         with self._db("group totals") as conn:
-            for lo in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[lo : lo + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for oid, n, reach in conn.execute(
-                    f"SELECT original_id, COUNT(*), COALESCE(SUM(reach), 0) FROM duplicates "
-                    f"WHERE original_id IN ({marks}) GROUP BY original_id",
-                    chunk,
-                ):
-                    found[oid] = GroupTotals(duplicates=int(n), reach=int(reach))
+            for oid, n, reach in rows_in(
+                conn,
+                "SELECT original_id, COUNT(*), COALESCE(SUM(reach), 0) FROM duplicates "
+                "WHERE original_id IN ({marks}) GROUP BY original_id",
+                wanted,
+            ):
+                found[oid] = GroupTotals(duplicates=int(n), reach=int(reach))
         for oid in wanted:  # copies not yet written (record() ruled out repeats)
             if (t := self._pending_totals.get(oid)) is not None:
                 have = found.get(oid, GroupTotals(0, 0))
@@ -414,15 +407,11 @@ class DedupIndex:
         rather than a sub-query per inserted row.
         """
         keys = list({key for key, _, _ in rows})
-        have: dict[int, int] = {}
-        for lo in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[lo : lo + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            have.update(
-                conn.execute(
-                    f"SELECT key, COUNT(*) FROM bands WHERE key IN ({marks}) GROUP BY key", chunk
-                ).fetchall()
+        have: dict[int, int] = dict(
+            rows_in(
+                conn, "SELECT key, COUNT(*) FROM bands WHERE key IN ({marks}) GROUP BY key", keys
             )
+        )
         kept: list[tuple[int, str, int]] = []
         for row in rows:
             n = have.get(row[0], 0)

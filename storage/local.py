@@ -51,6 +51,7 @@ from core.errors import PermanentStoreError, QueryError, StoreError, StoreUnavai
 from core.models import Bucket, Post, PostHit, PostQuery, SearchPage, TermCount, UpsertResult
 from core.ports import SHANGHAI_OFFSET_MINUTES, SortOrder, TermField, Tokenizer
 from storage.cursor import decode_cursor, encode_cursor, query_fingerprint
+from storage.sqlite_in import rows_in
 
 
 def _is_row_key(value: object) -> bool:
@@ -65,8 +66,6 @@ MAX_PAGE_SIZE = 1000
 MAX_TERMS_SIZE = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
-# Keep the SQL parameter count of one ``IN (...)`` well under SQLite's limit.
-_IN_CHUNK = 500
 
 # Scalar fields: TermField -> column. Multi-valued fields: TermField -> side table.
 _SCALAR_COLUMNS: dict[str, str] = {
@@ -531,14 +530,7 @@ class LocalPostStore:
 
     @staticmethod
     def _pks(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for lo in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[lo : lo + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                conn.execute(f"SELECT id, pk FROM posts WHERE id IN ({marks})", chunk).fetchall()
-            )
-        return found
+        return dict(rows_in(conn, "SELECT id, pk FROM posts WHERE id IN ({marks})", ids))
 
     # ------------------------------------------------------------------ dedup look-ups
 
@@ -553,15 +545,15 @@ class LocalPostStore:
         if not wanted:
             return found
         with self._autocommit("content-hash look-up") as conn:
-            for lo in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[lo : lo + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT content_hash, id FROM posts WHERE content_hash IN ({marks}) "
+            # Descending pk within each chunk: the first stored post is written last.
+            found.update(
+                rows_in(
+                    conn,
+                    "SELECT content_hash, id FROM posts WHERE content_hash IN ({marks}) "
                     "ORDER BY pk DESC",
-                    chunk,
-                ).fetchall()
-                found.update(rows)  # descending pk: the first stored post is written last
+                    wanted,
+                )
+            )
         return found
 
     def stored_hashes(self, ids: Sequence[str]) -> dict[str, str]:
@@ -574,14 +566,9 @@ class LocalPostStore:
         if not wanted:
             return found
         with self._autocommit("stored-hash look-up") as conn:
-            for lo in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[lo : lo + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                found.update(
-                    conn.execute(
-                        f"SELECT id, content_hash FROM posts WHERE id IN ({marks})", chunk
-                    ).fetchall()
-                )
+            found.update(
+                rows_in(conn, "SELECT id, content_hash FROM posts WHERE id IN ({marks})", wanted)
+            )
         return found
 
     def set_group_counts(self, counts: Mapping[str, tuple[int, int]]) -> set[str]:
@@ -625,16 +612,14 @@ class LocalPostStore:
         if not wanted:
             return {}
         with self._transaction("get many", write=False) as conn:
-            for lo in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[lo : lo + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                docs.update(
-                    conn.execute(
-                        "SELECT p.id, d.doc FROM posts p JOIN post_docs d ON d.pk = p.pk "
-                        f"WHERE p.id IN ({marks})",
-                        chunk,
-                    ).fetchall()
+            docs.update(
+                rows_in(
+                    conn,
+                    "SELECT p.id, d.doc FROM posts p JOIN post_docs d ON d.pk = p.pk "
+                    "WHERE p.id IN ({marks})",
+                    wanted,
                 )
+            )
         return {i: Post.model_validate_json(docs[i]) for i in wanted if i in docs}
 
     def count(self, query: PostQuery) -> int:
