@@ -535,24 +535,35 @@ class ElasticPostStore:
             errors=errors,
         )
 
-    def _locate(self, ids: list[str]) -> dict[str, str]:
-        """Concrete index of each id already stored (so updates never duplicate across indices)."""
-        found: dict[str, str] = {}
+    def _hits_by_ids(self, action: str, ids: Sequence[str], **source: Any) -> Iterator[Any]:
+        """The hits of an ``ids`` search over the read alias, one search per chunk of ids.
+
+        ``source`` is the ``_source`` filter (``source=False`` or
+        ``source_includes=[...]``). An id may hit twice while an index rebuild
+        overlaps the old and the new index; callers keep the first hit.
+        Raises ``StoreUnavailable`` on failure.
+        """
         for lo in range(0, len(ids), _LOOKUP_CHUNK):
-            chunk = ids[lo : lo + _LOOKUP_CHUNK]
+            chunk = list(ids[lo : lo + _LOOKUP_CHUNK])
             resp = self._call(
-                "look up existing posts",
+                action,
                 partial(
                     self._client.search,
                     index=self.read_alias,
                     query={"ids": {"values": chunk}},
-                    size=len(chunk),
-                    source=False,
+                    # Room for a second copy while a rebuild overlaps (first wins).
+                    size=min(2 * len(chunk), 10_000),
                     track_total_hits=False,
+                    **source,
                 ),
             )
-            for hit in resp["hits"]["hits"]:
-                found.setdefault(hit["_id"], hit["_index"])
+            yield from resp["hits"]["hits"]
+
+    def _locate(self, ids: list[str]) -> dict[str, str]:
+        """Concrete index of each id already stored (so updates never duplicate across indices)."""
+        found: dict[str, str] = {}
+        for hit in self._hits_by_ids("look up existing posts", ids, source=False):
+            found.setdefault(hit["_id"], hit["_index"])
         return found
 
     def _bulk(self, actions: list[dict[str, Any]]) -> Iterator[tuple[str, str, str]]:
@@ -648,25 +659,16 @@ class ElasticPostStore:
 
         Raises ``StoreUnavailable`` on failure.
         """
-        wanted = list(dict.fromkeys(ids))
         found: dict[str, str] = {}
-        for lo in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[lo : lo + _LOOKUP_CHUNK]
-            resp = self._call(
-                "look up stored hashes",
-                partial(
-                    self._client.search,
-                    index=self.read_alias,
-                    query={"ids": {"values": chunk}},
-                    size=len(chunk),
-                    # From the Post copy: v1 documents have no top-level content_hash.
-                    source_includes=["post.content_hash"],
-                    track_total_hits=False,
-                ),
-            )
-            for hit in resp["hits"]["hits"]:
-                post = hit["_source"].get("post") or {}
-                found[str(hit["_id"])] = str(post.get("content_hash", ""))
+        # From the Post copy: v1 documents have no top-level content_hash.
+        hits = self._hits_by_ids(
+            "look up stored hashes",
+            list(dict.fromkeys(ids)),
+            source_includes=["post.content_hash"],
+        )
+        for hit in hits:
+            post = hit["_source"].get("post") or {}
+            found.setdefault(str(hit["_id"]), str(post.get("content_hash", "")))
         return found
 
     def set_group_counts(self, counts: Mapping[str, tuple[int, int]]) -> set[str]:
@@ -675,29 +677,12 @@ class ElasticPostStore:
         Read back and re-indexed where they live (``upsert``), so the indexed
         ``duplicates`` and the Post copy agree. Raises ``StoreUnavailable`` on failure.
         """
-        ids = list(counts)
-        posts: list[Post] = []
-        for lo in range(0, len(ids), _LOOKUP_CHUNK):
-            chunk = ids[lo : lo + _LOOKUP_CHUNK]
-            resp = self._call(
-                "read posts for repost counts",
-                partial(
-                    self._client.search,
-                    index=self.read_alias,
-                    query={"ids": {"values": chunk}},
-                    size=len(chunk),
-                    source_includes=["post"],
-                    track_total_hits=False,
-                ),
+        posts = [
+            post.model_copy(
+                update={"duplicates": int(counts[pid][0]), "duplicate_reach": int(counts[pid][1])}
             )
-            for hit in resp["hits"]["hits"]:
-                post = Post.model_validate(hit["_source"]["post"])
-                duplicates, reach = counts[post.id]
-                posts.append(
-                    post.model_copy(
-                        update={"duplicates": int(duplicates), "duplicate_reach": int(reach)}
-                    )
-                )
+            for pid, post in self.get_many(list(counts)).items()
+        ]
         if posts:
             self.upsert(posts)
         return {p.id for p in posts}
@@ -728,22 +713,8 @@ class ElasticPostStore:
         """
         wanted = list(dict.fromkeys(ids))
         docs: dict[str, dict[str, Any]] = {}
-        for lo in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[lo : lo + _LOOKUP_CHUNK]
-            resp = self._call(
-                "get many",
-                partial(
-                    self._client.search,
-                    index=self.read_alias,
-                    query={"ids": {"values": chunk}},
-                    # Room for a second copy while an index rebuild overlaps (first wins).
-                    size=min(2 * len(chunk), 10_000),
-                    source_includes=["post"],
-                    track_total_hits=False,
-                ),
-            )
-            for hit in resp["hits"]["hits"]:
-                docs.setdefault(str(hit["_id"]), hit["_source"]["post"])
+        for hit in self._hits_by_ids("get many", wanted, source_includes=["post"]):
+            docs.setdefault(str(hit["_id"]), hit["_source"]["post"])
         return {i: Post.model_validate(docs[i]) for i in wanted if i in docs}
 
     def count(self, query: PostQuery) -> int:

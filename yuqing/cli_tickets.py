@@ -21,6 +21,8 @@ cannot be used at all (missing columns, unknown encoding, bad config).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 from core.errors import ConfigError, StoreError
 from core.models import Ticket
-from core.ports import StateStore
+from core.ports import PostStore, StateStore
 from core.settings import Settings, load_settings
 from yuqing.cli_common import ConfigOpt
 
@@ -64,6 +66,29 @@ def _out() -> Console:
 
 def _err() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+@contextmanager
+def _post_and_state(settings: Settings) -> Iterator[tuple[PostStore, StateStore]]:
+    """Both stores, closed afterwards; a store that is down ends the command (exit 1).
+
+    Other errors raised in the ``with`` body pass through to the caller.
+    """
+    from yuqing.bootstrap import build_post_store, build_state_store
+
+    try:
+        posts = build_post_store(settings)
+        try:
+            state = build_state_store(settings)
+            try:
+                yield posts, state
+            finally:
+                state.close()
+        finally:
+            posts.close()
+    except StoreError as exc:
+        _err().print(f"[bold red]store unavailable[/]: {exc}")
+        raise typer.Exit(1) from exc
 
 
 def _settings(config: Path | None) -> Settings:
@@ -282,21 +307,13 @@ def link_command(
 ) -> None:
     """The complaint tickets most likely behind an incident, with the reasons."""
     from alerts.tickets.linking import link_incident
-    from yuqing.bootstrap import build_post_store, build_state_store
 
     settings = _settings(config)
     try:
-        posts, state = build_post_store(settings), build_state_store(settings)
-        try:
+        with _post_and_state(settings) as (posts, state):
             links = link_incident(incident_id, posts, state, settings.watchlist, limit=limit)
-        finally:
-            posts.close()
-            state.close()
     except KeyError as exc:
         _err().print(f"[bold red]no incident {incident_id}[/]")
-        raise typer.Exit(1) from exc
-    except StoreError as exc:
-        _err().print(f"[bold red]store unavailable[/]: {exc}")
         raise typer.Exit(1) from exc
     table = Table(title=f"事件 #{incident_id} 关联工单 ({len(links)})")
     table.add_column("工单号")
@@ -316,22 +333,13 @@ def posts_command(
     """The public posts most likely about the same case as a ticket, with the reasons."""
     from alerts.tickets.linking import posts_for_ticket
     from nlp.pii import mask_pii
-    from yuqing.bootstrap import build_post_store, build_state_store
 
     settings = _settings(config)
     zone = ZoneInfo(settings.timezone)
-    try:
-        posts, state = build_post_store(settings), build_state_store(settings)
-        try:
-            ticket = _get_ticket(state, ticket_id)
-            links = posts_for_ticket(ticket, posts, settings.watchlist, limit=limit)
-            found = {link.post_id: posts.get(link.post_id) for link in links}
-        finally:
-            posts.close()
-            state.close()
-    except StoreError as exc:
-        _err().print(f"[bold red]store unavailable[/]: {exc}")
-        raise typer.Exit(1) from exc
+    with _post_and_state(settings) as (posts, state):
+        ticket = _get_ticket(state, ticket_id)
+        links = posts_for_ticket(ticket, posts, settings.watchlist, limit=limit)
+        found = {link.post_id: posts.get(link.post_id) for link in links}
     out = _out()
     out.print(
         f"工单 {ticket.ticket_id} · {ticket.branch or '-'} · {ticket.product or '-'} · "
@@ -399,12 +407,10 @@ def problem_promote(
     incident that already is a problem adds its newly linked tickets.
     """
     from alerts.tickets.problems import ProblemError, promote_incident
-    from yuqing.bootstrap import build_post_store, build_state_store
 
     settings = _settings(config)
     try:
-        posts, state = build_post_store(settings), build_state_store(settings)
-        try:
+        with _post_and_state(settings) as (posts, state):
             done = promote_incident(
                 incident_id,
                 state=state,
@@ -414,14 +420,8 @@ def problem_promote(
                 team=team,
                 owner=owner,
             )
-        finally:
-            posts.close()
-            state.close()
     except ProblemError as exc:
         _err().print(f"[bold red]cannot promote incident {incident_id}[/]: {exc}")
-        raise typer.Exit(1) from exc
-    except StoreError as exc:
-        _err().print(f"[bold red]store unavailable[/]: {exc}")
         raise typer.Exit(1) from exc
     p = done.problem
     owner_text = f"{p.owner_team}/{p.owner_user}" if p.owner_user else p.owner_team
