@@ -8,7 +8,7 @@ datetime is refused rather than guessed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -35,11 +35,17 @@ class _Model(BaseModel):
 
 
 class Signal(_Model):
-    """A named crisis signal with the words in the text that triggered it."""
+    """A named crisis signal with the words in the text that triggered it.
+
+    ``source`` says who raised it: ``lexicon`` (its trigger phrases occur in
+    the text) or ``model`` (the trained crisis classifier; ``triggers`` are
+    then the words that weighed most in its decision).
+    """
 
     name: str
     triggers: list[str] = Field(default_factory=list)
     critical: bool = False
+    source: Literal["lexicon", "model"] = "lexicon"
 
 
 class Analysis(_Model):

@@ -39,7 +39,7 @@ _TOPIC_COMPARE_COLUMNS = [
     "change",
 ]
 _AUTHOR_COLUMNS = ["author", "sources", "posts", "followers", "reposts", "engagement", "reach"]
-_SIGNAL_COLUMNS = ["signal", "critical", "posts", "triggers"]
+_SIGNAL_COLUMNS = ["signal", "critical", "posts", "model_posts", "triggers"]
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,7 @@ def top_by_reach(authors: pd.DataFrame, n: int = 10) -> pd.DataFrame:
 class _SignalTally:
     critical: bool = False
     posts: set[str] = field(default_factory=set)
+    model_posts: set[str] = field(default_factory=set)
     triggers: Counter[str] = field(default_factory=Counter)
 
 
@@ -236,7 +237,9 @@ def signals_frame(posts: Sequence[Post], labels: dict[str, str] | None = None) -
     """Risk signals found in ``posts`` with the words that triggered them, critical first.
 
     Columns: ``signal`` (Chinese label from ``labels`` when known, else the key),
-    ``critical``, ``posts`` (posts carrying it) and ``triggers`` (the distinct
+    ``critical``, ``posts`` (posts carrying it), ``model_posts`` (of those, the
+    ones where the trained crisis model raised it, not the lexicon: its
+    "triggers" are the words that weighed most) and ``triggers`` (the distinct
     trigger words, most frequent first, joined with 、).
     """
     found: dict[str, _SignalTally] = {}
@@ -247,12 +250,15 @@ def signals_frame(posts: Sequence[Post], labels: dict[str, str] | None = None) -
             t = found.setdefault(sig.name, _SignalTally())
             t.critical = t.critical or sig.critical
             t.posts.add(post.id)
+            if sig.source == "model":
+                t.model_posts.add(post.id)
             t.triggers.update(sig.triggers)
     rows = [
         (
             (labels or {}).get(name, name),
             t.critical,
             len(t.posts),
+            len(t.model_posts),
             "、".join(mask_pii(w) for w in sorted(t.triggers, key=lambda w: (-t.triggers[w], w))),
         )
         for name, t in found.items()

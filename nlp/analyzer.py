@@ -24,9 +24,10 @@ plain form it replaces.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.models import Analysis, Signal
 from core.settings import Watchlist
@@ -49,11 +50,24 @@ _NEGATIVITY_WEIGHT = 0.35
 _CRITICAL_FLOOR = 0.6
 # A denial ("…系谣言", a clarification notice) halves a signal's risk weight.
 _DENIAL_DAMPING = 0.5
+# The models' order in the analyzer's JointScorer.
+_SENTIMENT, _TOPIC, _CRISIS = 0, 1, 2
 
 
-def _argmax(values: list[float]) -> int:
+def _argmax(values: Sequence[float]) -> int:
     """Index of the largest value; the first of equal maxima, so ties follow class order."""
     return values.index(max(values))
+
+
+class _Prepared(NamedTuple):
+    """A post between :meth:`Analyzer._prepare` and :meth:`Analyzer._finish`."""
+
+    text: str  # as written (PII is masked from this)
+    folded: str  # simplified and width-folded, for entity matching
+    has_text: bool  # False when nothing is left after normalisation
+    words: list[str]  # jieba words of the model text
+    found: set[str]  # lexicon phrases in the normalised text
+    features: Counter[str]  # nlp.features.mixed_features output
 
 
 class Analyzer:
@@ -68,7 +82,11 @@ class Analyzer:
         self._lex: Lexicon = load_lexicon()
         self._sentiment_model: LinearTextModel = load_model("sentiment", model_dir)
         self._topic_model: LinearTextModel = load_model("topic", model_dir)
-        self._scorer = JointScorer([self._sentiment_model, self._topic_model])
+        self._crisis_model: LinearTextModel = load_model("crisis", model_dir)
+        # Topic and crisis models read the same features, so one scorer serves all three.
+        self._scorer = JointScorer([self._sentiment_model, self._topic_model, self._crisis_model])
+        self._crisis_threshold = float(self._crisis_model.meta["critical_threshold"])
+        self._crisis_labels = self._crisis_model.classes
         self._topic_cues = TopicCues({t.value: words for t, words in self._lex.topics.items()})
         self._weights = {s.name: s.weight for s in self._lex.signals}
         # One phrase scan finds every topic cue, signal trigger and denial;
@@ -92,10 +110,10 @@ class Analyzer:
             normalize_for_analysis(n) for n in self._mentions.vocabulary
         )
         segment.add_words(self._mentions.vocabulary)
-        sent, topic = self._sentiment_model, self._topic_model
+        sent, topic, crisis = self._sentiment_model, self._topic_model, self._crisis_model
         self._version = (
             f"sent-{sent.version}.{sent.digest}+topic-{topic.version}.{topic.digest}"
-            f"+{self._lex.version}"
+            f"+crisis-{crisis.version}.{crisis.digest}+{self._lex.version}"
         )
         # Load lazily-built tables now, so "loading" is here and the first post is fast.
         self.analyze("预热 繁體")
@@ -103,7 +121,8 @@ class Analyzer:
 
     @property
     def model_version(self) -> str:
-        """Identifies models and lexicon: ``sent-<version>.<file hash>+topic-….<hash>+lex-<n>``."""
+        """Identifies models and lexicon:
+        ``sent-<version>.<file hash>+topic-….<hash>+crisis-….<hash>+lex-<n>``."""
         return self._version
 
     def entities(self, text: str) -> list[str]:
@@ -112,53 +131,24 @@ class Analyzer:
 
     def analyze(self, text: str, title: str = "") -> Analysis:
         """Analyse one post. Never raises on odd text: empty text is neutral, topic ``other``."""
-        full = f"{title}\n{text}" if title else text
-        # Fold once (NFKC + traditional → simplified) for the models and the name matcher.
-        folded = simplify_and_fold(full)
-        norm = normalize_folded(folded)
-        # The models and keywords never see the bank's own names (see name_remover).
-        model_text = self._drop_names(norm)
-        words = segment.cut_for_analysis(model_text)
-        found = self._phrases.found(norm)
-        # l:* (topic cues) weigh in the topic model only.
-        feats = mixed_features(model_text, words, self._topic_cues.names_of_found(found))
-        sentiment_proba, topic_proba = self._scorer.predict_mixed(feats)
-        if norm:
-            p_negative = sentiment_proba[self._i_neg]
-            sentiment = self._sent_labels[_argmax(sentiment_proba)]
-            score = sentiment_proba[self._i_pos] + 0.5 * sentiment_proba[self._i_neu]
-            best = _argmax(topic_proba)
-            confidence = topic_proba[best]
-            topic = self._topic_labels[best] if confidence >= MIN_TOPIC_CONFIDENCE else Topic.OTHER
-        else:
-            sentiment, score, p_negative = Sentiment.NEUTRAL, 0.5, 0.0
-            topic, confidence = Topic.OTHER, 0.0
-        signals, denied = self._signals(found)
-        critical = any(s.critical for s in signals)
-        calm = 1.0 - _NEGATIVITY_WEIGHT * p_negative
-        for signal in signals:
-            weight = self._weights[signal.name]
-            calm *= 1.0 - (weight * _DENIAL_DAMPING if denied else weight)
-        risk = 1.0 - calm
-        if critical:
-            risk = max(risk, _CRITICAL_FLOOR)
-        return Analysis(
-            sentiment=sentiment,
-            sentiment_score=round(score, 4),
-            topic=topic,
-            topic_confidence=round(confidence, 4),
-            signals=signals,
-            risk_score=round(min(1.0, max(0.0, risk)), 4),
-            critical=critical,
-            keywords=keyword_words(words, 8, self._own_names),
-            entities=self._mentions.match_folded(folded),
-            masked_text=mask_pii(text),
-            model_version=self._version,
-        )
+        prepared = self._prepare(text, title)
+        return self._finish(prepared, self._scorer.predict_mixed(prepared.features))
 
-    def analyze_many(self, items: Sequence[tuple[str, str]]) -> list[Analysis]:
-        """Analyse ``(title, text)`` pairs, returning analyses in input order."""
-        return [self.analyze(text, title) for title, text in items]
+    def analyze_many(self, items: Sequence[tuple[str, str]], *, chunk: int = 512) -> list[Analysis]:
+        """Analyse ``(title, text)`` pairs, returning analyses in input order.
+
+        The same analyses as ``[analyze(text, title) for title, text in items]``
+        (the model probabilities agree to float rounding), but the models score
+        ``chunk`` posts at a time in one numpy pass
+        (:meth:`~nlp.model.JointScorer.predict_mixed_many`); ``chunk`` bounds
+        the memory that pass takes.
+        """
+        out: list[Analysis] = []
+        for start in range(0, len(items), chunk):
+            prepared = [self._prepare(text, title) for title, text in items[start : start + chunk]]
+            probas = self._scorer.predict_mixed_many([p.features for p in prepared])
+            out.extend(map(self._finish, prepared, probas))
+        return out
 
     def sentiment_proba(self, text: str, *, temperature: float | None = None) -> dict[str, float]:
         """Sentiment class probabilities of ``text`` (for evaluation and debugging).
@@ -194,6 +184,116 @@ class Analyzer:
         return {"temperature": self._sentiment_model.temperature, **meta}
 
     # -- parts ---------------------------------------------------------------
+
+    def _prepare(self, text: str, title: str) -> _Prepared:
+        """Everything about a post that comes before the models score it."""
+        full = f"{title}\n{text}" if title else text
+        # Fold once (NFKC + traditional → simplified) for the models and the name matcher.
+        folded = simplify_and_fold(full)
+        norm = normalize_folded(folded)
+        # The models and keywords never see the bank's own names (see name_remover).
+        model_text = self._drop_names(norm)
+        words = segment.cut_for_analysis(model_text)
+        found = self._phrases.found(norm)
+        # l:* (topic cues) weigh in the topic model only.
+        feats = mixed_features(model_text, words, self._topic_cues.names_of_found(found))
+        return _Prepared(text, folded, bool(norm), words, found, feats)
+
+    def _finish(self, post: _Prepared, probas: Sequence[Sequence[float]]) -> Analysis:
+        """The :class:`Analysis` of a prepared post from the models' class probabilities
+        (:class:`~nlp.model.JointScorer` output, in the scorer's model order)."""
+        sentiment_proba, topic_proba, crisis_proba = (
+            probas[_SENTIMENT],
+            probas[_TOPIC],
+            probas[_CRISIS],
+        )
+        if post.has_text:
+            p_negative = sentiment_proba[self._i_neg]
+            sentiment = self._sent_labels[_argmax(sentiment_proba)]
+            score = sentiment_proba[self._i_pos] + 0.5 * sentiment_proba[self._i_neu]
+            best = _argmax(topic_proba)
+            confidence = topic_proba[best]
+            topic = self._topic_labels[best] if confidence >= MIN_TOPIC_CONFIDENCE else Topic.OTHER
+        else:
+            sentiment, score, p_negative = Sentiment.NEUTRAL, 0.5, 0.0
+            topic, confidence = Topic.OTHER, 0.0
+        signals, denied = self._signals(post.found)
+        # No hand-labelled critical post praises the bank (0 of 208); a praising
+        # post the crisis model flags is about a crisis theme, not a crisis.
+        if post.has_text and sentiment is not Sentiment.POSITIVE:
+            signals += self._model_signals(post.features, crisis_proba, signals, denied)
+        critical = any(s.critical for s in signals)
+        calm = 1.0 - _NEGATIVITY_WEIGHT * p_negative
+        for signal in signals:
+            weight = self._weights[signal.name]
+            calm *= 1.0 - (weight * _DENIAL_DAMPING if denied else weight)
+        risk = 1.0 - calm
+        if critical:
+            risk = max(risk, _CRITICAL_FLOOR)
+        return Analysis(
+            sentiment=sentiment,
+            sentiment_score=round(score, 4),
+            topic=topic,
+            topic_confidence=round(confidence, 4),
+            signals=signals,
+            risk_score=round(min(1.0, max(0.0, risk)), 4),
+            critical=critical,
+            keywords=keyword_words(post.words, 8, self._own_names),
+            entities=self._mentions.match_folded(post.folded),
+            masked_text=mask_pii(post.text),
+            model_version=self._version,
+        )
+
+    def _model_signals(
+        self,
+        features: Counter[str],
+        crisis_proba: Sequence[float],
+        lexicon_signals: Sequence[Signal],
+        denied: bool,
+    ) -> list[Signal]:
+        """The crisis model's signal, when it is sure enough and the lexicon missed it.
+
+        P(critical) = 1 − P(none) must reach the threshold chosen at train
+        time (``meta.critical_threshold``); the signal is the most probable
+        one. A denial makes it non-critical, as it does lexicon signals.
+        """
+        if 1.0 - crisis_proba[0] < self._crisis_threshold:
+            return []
+        best = 1 + _argmax(crisis_proba[1:])
+        name = self._crisis_labels[best]
+        if any(s.name == name for s in lexicon_signals):
+            return []
+        return [
+            Signal(
+                name=name,
+                triggers=self._crisis_words(features, best),
+                critical=not denied,
+                source="model",
+            )
+        ]
+
+    def _crisis_words(self, features: Counter[str], label: int, n: int = 3) -> list[str]:
+        """The ``n`` words or character n-grams that pushed the crisis model most
+        towards class ``label`` rather than ``none`` (the explanation analysts see).
+
+        A candidate inside one already chosen (or containing it) is skipped, so
+        "取不出" is not followed by "取不"; single characters and cue flags
+        (``n:``/``l:``/``f:``/``s:``) explain nothing to a reader and are left out.
+        """
+        pushes = self._scorer.pushes(features, _CRISIS, label, 0)
+        ranked = sorted(
+            (-push, feat[2:] if feat.startswith("w:") else feat)
+            for feat, push in zip(features, pushes, strict=True)
+            if push > 0 and (":" not in feat or feat.startswith("w:"))
+        )
+        chosen: list[str] = []
+        for _, word in ranked:
+            if len(word) < 2 or any(word in c or c in word for c in chosen):
+                continue
+            chosen.append(word)
+            if len(chosen) == n:
+                break
+        return chosen
 
     def _signals(self, found: set[str]) -> tuple[list[Signal], bool]:
         """Signals among the lexicon phrases ``found`` in a post, and whether it is a denial.

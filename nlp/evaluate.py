@@ -19,12 +19,15 @@ from core.vocab import Sentiment, Topic
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled post. ``topic``/``critical`` are ``None`` when the file does not give them."""
+    """One labelled post. ``topic``/``critical``/``signal`` are ``None`` when the file
+    does not give them. ``signal`` names the crisis signal of a critical post (a
+    lexicon signal name; checked where it is used, by ``nlp.train``)."""
 
     text: str
     sentiment: str
     topic: str | None = None
     critical: bool | None = None
+    signal: str | None = None
 
 
 def load_jsonl(path: Path) -> list[Example]:
@@ -38,12 +41,14 @@ def load_jsonl(path: Path) -> list[Example]:
                 row = json.loads(line)
                 topic = row.get("topic")
                 critical = row.get("critical")
+                signal = row.get("signal")
                 out.append(
                     Example(
                         text=str(row["text"]),
                         sentiment=Sentiment(row["sentiment"]).value,
                         topic=None if topic is None else Topic(topic).value,
                         critical=None if critical is None else bool(critical),
+                        signal=None if signal is None else str(signal),
                     )
                 )
             except (KeyError, ValueError, TypeError, AttributeError) as exc:

@@ -65,8 +65,19 @@ MODEL_VERSION = "2026.11-2"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
 BANK_TRAIN = Path(__file__).with_name("data") / "bank_labelled.jsonl"
+# Written and labelled later by other authors, each without sight of the other
+# bank files, the lexicon or the models (see docs/nlp.md): more wording for
+# the crisis signals, neutral questions and unmarked sarcasm (extra); posts
+# that share a crisis's words or theme but are not one (hard).
+BANK_TRAIN_EXTRA = Path(__file__).with_name("data") / "bank_labelled_extra.jsonl"
+BANK_TRAIN_HARD = Path(__file__).with_name("data") / "bank_labelled_hard.jsonl"
+TRAIN_FILES = (BANK_TRAIN, BANK_TRAIN_EXTRA, BANK_TRAIN_HARD)
 BANK_VALIDATION = Path(__file__).with_name("data") / "bank_validation.jsonl"
 BANK_VALIDATION_INDEPENDENT = Path(__file__).with_name("data") / "bank_validation_independent.jsonl"
+# Written blind (no sight of any other bank file, the lexicon or the models),
+# labelled as written, and first scored after the crisis model was trained.
+BANK_VALIDATION_FRESH = Path(__file__).with_name("data") / "bank_validation_fresh.jsonl"
+VALIDATION_FILES = (BANK_VALIDATION, BANK_VALIDATION_INDEPENDENT, BANK_VALIDATION_FRESH)
 
 # (file, rows sampled). Public texts are cut to MAX_CHARS: long reviews add
 # features, not signal, and bank posts are short.
@@ -78,9 +89,17 @@ PUBLIC_SETS: tuple[tuple[str, int], ...] = (
     ("weibo_senti_100k_devtest.csv", 4000),
 )
 MAX_CHARS = 160
-BANK_WEIGHT = 25.0
+# The bank posts' weight against the public sample in the sentiment model.
+# 25 when there were 352 bank posts; with 1,122 the cross-fitted macro-F1 is
+# 0.808 at 25, 0.798 at 12 and 0.789 at 8, but at 25 the bank sentences the
+# tests hold it to (客户经理很耐心 → positive, the issue's own example) fail:
+# char n-grams such as 客户 learn "negative" from the crisis posts. 12 is the
+# largest tried that gets them all right (the validation files were not used).
+BANK_WEIGHT = 12.0
 SENTIMENT_C = 4.0
 TOPIC_C = 20.0
+CRISIS_C = 10.0
+CRISIS_NONE = "none"
 MIN_DF = 2
 # Chosen by the cross-fitted macro-F1 of the sentiment model on the bank
 # training posts (meta.calibration.cv_macro_f1, never the validation files),
@@ -170,18 +189,16 @@ def _nll(logits: Sequence[Sequence[float]], gold: Sequence[int], t: float) -> fl
     ) / len(logits)
 
 
-def calibrate(
+def cross_fitted_logits(
     fit: Callable[[Sequence[int]], LinearTextModel],
     feats: Sequence[Counter[str]],
     texts: Sequence[str],
-    labels: Sequence[str],
-    classes: Sequence[str],
-) -> tuple[float, dict[str, Any]]:
-    """Fit a temperature on cross-fitted logits; returns it and a report for ``meta``.
+) -> list[list[float]]:
+    """Logits of every bank training post from a model trained without its fold.
 
     ``fit(indices)`` trains a model on the posts at ``indices`` (plus whatever
-    else the caller always trains on); each post is then scored by the model
-    of the folds it is not in.
+    else the caller always trains on); the posts are put in
+    ``CALIBRATION_FOLDS`` folds by :func:`calibration_fold`.
     """
     folds = [calibration_fold(t) for t in texts]
     logits: list[list[float]] = [[] for _ in texts]
@@ -192,8 +209,24 @@ def calibrate(
         model = fit([i for i, f in enumerate(folds) if f != fold])
         for i in held:
             logits[i] = model.scores(feats[i])
+    return logits
+
+
+def calibrate(
+    logits: Sequence[Sequence[float]], labels: Sequence[str], classes: Sequence[str]
+) -> tuple[float, dict[str, Any]]:
+    """Fit a temperature on cross-fitted ``logits``; returns it and a report for ``meta``.
+
+    The temperature of least log-loss is kept only if it also lowers the
+    cross-fitted ECE; otherwise the model ships at temperature 1. Log-loss
+    rewards sharpness as well as calibration, and with a few hundred bank
+    posts the fold models (each trained on 80% of them) are weaker than the
+    shipped model, so a temperature that only wins on log-loss tends to
+    soften probabilities that were about right (it did for sentiment:
+    cross-fitted ECE 0.030 → 0.043 at T = 1.25).
+    """
     gold = [list(classes).index(label) for label in labels]
-    temperature = fit_temperature(logits, gold)
+    fitted = fit_temperature(logits, gold)
 
     def ece(t: float) -> float:
         probas = [softmax(row, t) for row in logits]
@@ -203,21 +236,26 @@ def calibrate(
             [k == g for k, g in zip(top, gold, strict=True)],
         )
 
+    ece_before, ece_fitted = ece(1.0), ece(fitted)
+    temperature = fitted if ece_fitted < ece_before else 1.0
     cross_fitted = class_report(
         labels, [classes[max(range(len(row)), key=row.__getitem__)] for row in logits], classes
     )
     report = {
-        "method": "temperature scaling on cross-fitted logits of the bank training posts",
+        "method": "temperature scaling on cross-fitted logits of the bank training posts, "
+        "kept only if it lowers both log-loss and ECE",
         # How the model does on bank posts it did not see (label unaffected by temperature):
         # a model-selection figure that never touches the validation files.
         "cv_accuracy": round(cross_fitted.accuracy, 4),
         "cv_macro_f1": round(cross_fitted.macro_f1, 4),
         "folds": CALIBRATION_FOLDS,
-        "posts": len(texts),
+        "posts": len(logits),
+        "fitted_temperature": fitted,
         "temperature": temperature,
         "nll_before": round(_nll(logits, gold, 1.0), 4),
         "nll_after": round(_nll(logits, gold, temperature), 4),
-        "ece_before": round(ece(1.0), 4),
+        "ece_before": round(ece_before, 4),
+        "ece_fitted": round(ece_fitted, 4),
         "ece_after": round(ece(temperature), 4),
     }
     return temperature, report
@@ -299,12 +337,34 @@ def train_sentiment(bank: Sequence[Example], public: Sequence[Example]) -> Linea
             "seed": SEED,
         },
     )
-    temperature, report = calibrate(
-        fit, bank_feats, [e.text for e in bank], [e.sentiment for e in bank], classes
-    )
+    logits = cross_fitted_logits(fit, bank_feats, [e.text for e in bank])
+    temperature, report = calibrate(logits, [e.sentiment for e in bank], classes)
     model.temperature = temperature
     model.meta["calibration"] = report
     return model
+
+
+def _bank_only_fit(
+    name: str,
+    feats: Sequence[Counter[str]],
+    labels: Sequence[str],
+    c: float,
+    classes: Sequence[str],
+) -> Callable[..., LinearTextModel]:
+    """``fit(indices, meta=None)`` for a model trained on bank posts alone, weight 1 each."""
+
+    def fit(indices: Sequence[int], meta: dict[str, Any] | None = None) -> LinearTextModel:
+        return fit_linear(
+            name,
+            [feats[i] for i in indices],
+            [labels[i] for i in indices],
+            [1.0] * len(indices),
+            c=c,
+            classes=classes,
+            meta=meta or {},
+        )
+
+    return fit
 
 
 def train_topic(
@@ -316,39 +376,121 @@ def train_topic(
     labels = [str(e.topic) for e in bank]
     classes = [t.value for t in Topic]
 
-    def fit(indices: Sequence[int], meta: dict[str, Any] | None = None) -> LinearTextModel:
-        return fit_linear(
-            "topic",
-            [feats[i] for i in indices],
-            [labels[i] for i in indices],
-            [1.0] * len(indices),
-            c=TOPIC_C,
-            classes=classes,
-            meta=meta or {},
-        )
+    fit = _bank_only_fit("topic", feats, labels, TOPIC_C, classes)
 
     model = fit(
         range(len(bank)), {"trained_on": {"bank_labelled": len(bank)}, "C": TOPIC_C, "seed": SEED}
     )
-    temperature, report = calibrate(fit, feats, [e.text for e in bank], labels, classes)
+    logits = cross_fitted_logits(fit, feats, [e.text for e in bank])
+    temperature, report = calibrate(logits, labels, classes)
     model.temperature = temperature
     model.meta["calibration"] = report
     return model
 
 
+def _recall_precision(p: Sequence[float], gold: Sequence[bool], t: float) -> tuple[float, float]:
+    """Recall and precision of flagging ``p >= t`` (0.0 for an empty denominator)."""
+    tp = sum(1 for x, g in zip(p, gold, strict=True) if g and x >= t)
+    flagged = sum(1 for x in p if x >= t)
+    return tp / max(1, sum(gold)), tp / max(1, flagged)
+
+
+def critical_threshold(p_critical: Sequence[float], gold: Sequence[bool]) -> tuple[float, float]:
+    """The threshold on P(critical) with the best F2 (recall weighs 4× precision).
+
+    A monitor that misses a bank-run rumour fails; one that raises a false
+    alarm costs an analyst a minute. Thresholds 0.05, 0.06, … 0.95; ties go
+    to the higher one. Returns ``(threshold, f2)``; ``(0.5, 0.0)`` when no
+    post is critical.
+    """
+    best_t, best_f2 = 0.5, 0.0
+    for i in range(5, 96):
+        t = i / 100
+        recall, precision = _recall_precision(p_critical, gold, t)
+        if not recall:
+            continue
+        f2 = 5 * precision * recall / (4 * precision + recall)
+        if f2 >= best_f2 - 1e-12:
+            best_t, best_f2 = t, f2
+    return best_t, best_f2
+
+
+def train_crisis(
+    bank: Sequence[Example],
+    topic_words: dict[str, tuple[str, ...]],
+    signal_names: Sequence[str],
+) -> LinearTextModel:
+    """The crisis model: ``none`` or the critical signal a post is about.
+
+    Same features as the topic model (the analyzer scores both in one pass),
+    trained on the bank set. ``meta.critical_threshold`` is the threshold on
+    P(critical) = 1 − P(none) chosen by :func:`critical_threshold` on
+    cross-fitted probabilities, so it never sees the validation files. Raises
+    ``ValueError`` naming the post when a critical post has no known signal.
+    """
+    cues = TopicCues(topic_words)
+    feats = [topic_featurize(e.text, cues) for e in bank]
+    labels = []
+    for e in bank:
+        if e.critical and e.signal not in signal_names:
+            raise ValueError(
+                f"critical training post needs a signal of {list(signal_names)}, "
+                f"got {e.signal!r}: {e.text[:40]}"
+            )
+        labels.append(str(e.signal) if e.critical else CRISIS_NONE)
+    classes = [CRISIS_NONE, *signal_names]
+
+    fit = _bank_only_fit("crisis", feats, labels, CRISIS_C, classes)
+
+    model = fit(
+        range(len(bank)),
+        {"trained_on": {"bank_labelled": len(bank)}, "C": CRISIS_C, "seed": SEED},
+    )
+    logits = cross_fitted_logits(fit, feats, [e.text for e in bank])
+    temperature, report = calibrate(logits, labels, classes)
+    p_critical = [1.0 - softmax(row, temperature)[0] for row in logits]
+    gold = [label != CRISIS_NONE for label in labels]
+    threshold, f2 = critical_threshold(p_critical, gold)
+    recall, precision = _recall_precision(p_critical, gold, threshold)
+    report["critical_threshold"] = {
+        "threshold": threshold,
+        "cv_f2": round(f2, 4),
+        "cv_recall": round(recall, 4),
+        "cv_precision": round(precision, 4),
+        # The cross-fitted trade-off, for whoever moves the threshold: [recall, precision].
+        "cv_curve": {
+            f"{t / 10:.1f}": [round(v, 4) for v in _recall_precision(p_critical, gold, t / 10)]
+            for t in range(1, 10)
+        },
+    }
+    model.temperature = temperature
+    model.meta["calibration"] = report
+    model.meta["critical_threshold"] = threshold
+    return model
+
+
+def load_bank() -> list[Example]:
+    """The hand-labelled bank training posts of every file in ``TRAIN_FILES``."""
+    return [e for path in TRAIN_FILES for e in load_jsonl(path)]
+
+
 def train_all(data_dir: Path, out_dir: Path) -> list[Path]:
-    """Train both models and write them to ``out_dir``; returns the written paths."""
+    """Train the three models and write them to ``out_dir``; returns the written paths."""
     from nlp.lexicon import load_lexicon
 
-    bank = load_jsonl(BANK_TRAIN)
+    bank = load_bank()
     public = load_public(data_dir)
+    lexicon = load_lexicon()
+    topic_words = {t.value: w for t, w in lexicon.topics.items()}
     log.info("training sentiment on %d bank + %d public posts", len(bank), len(public))
     sentiment = train_sentiment(bank, public)
     log.info("sentiment calibration: %s", sentiment.meta["calibration"])
     log.info("training topic on %d bank posts", len(bank))
-    topic = train_topic(bank, {t.value: w for t, w in load_lexicon().topics.items()})
+    topic = train_topic(bank, topic_words)
     log.info("topic calibration: %s", topic.meta["calibration"])
-    return [save_model(sentiment, out_dir), save_model(topic, out_dir)]
+    crisis = train_crisis(bank, topic_words, [s.name for s in lexicon.signals if s.critical])
+    log.info("crisis calibration: %s", crisis.meta["calibration"])
+    return [save_model(m, out_dir) for m in (sentiment, topic, crisis)]
 
 
 def main(argv: list[str] | None = None) -> int:

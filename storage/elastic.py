@@ -223,6 +223,8 @@ class RebuildReport:
     failed: int
     deleted_old: bool
     errors: list[str] = field(default_factory=list)
+    # Copied with the analysis they had, because re-analysing them raised.
+    not_reanalysed: int = 0
 
 
 class ElasticPostStore:
@@ -961,13 +963,20 @@ class ElasticPostStore:
     def rebuild(
         self,
         *,
-        analyze: Callable[[Post], Post] | None = None,
+        analyze: Callable[[list[Post]], list[Post]] | None = None,
         batch_size: int = 500,
         delete_old: bool = True,
         max_catch_up_passes: int = 3,
         progress: Callable[[int], None] | None = None,
     ) -> RebuildReport:
         """Copy every post into a new index (re-analysed by ``analyze``) and swap the aliases.
+
+        ``analyze`` takes a page of posts and returns them re-analysed, in
+        order (so the models score a page in one batch); when it raises, the
+        page is redone post by post, and a post whose re-analysis fails is
+        copied with the analysis it had (counted in ``not_reanalysed``, the
+        reason in ``errors``). The old indices are kept, whatever
+        ``delete_old`` says, when any post failed to copy.
 
         No downtime: reads and writes keep using the old indices while the copy
         runs; posts written meanwhile are copied again in catch-up passes
@@ -1003,14 +1012,18 @@ class ElasticPostStore:
         )
         copied: set[str] = set()
         failed: set[str] = set()
+        stale: set[str] = set()
         errors: list[str] = []
         since: datetime | None = None
         for _ in range(max_catch_up_passes + 1):
             # indexed_at is stamped by the writers' clocks: allow them some skew.
             started = datetime.now(UTC) - timedelta(seconds=2)
-            done, bad, errs = self._copy(old, new, since, analyze, batch_size, "index", progress)
+            done, bad, kept, errs = self._copy(
+                old, new, since, analyze, batch_size, "index", progress
+            )
             copied |= done
             failed |= bad
+            stale |= kept
             errors.extend(errs)
             if since is not None and len(done) < batch_size:
                 break  # little arrived during the last pass: swap now
@@ -1027,37 +1040,68 @@ class ElasticPostStore:
             actions.append({"remove": {"index": name, "alias": self.write_alias}})
         self._call("swap aliases", lambda: self._client.indices.update_aliases(actions=actions))
         log.info("aliases %s and %s now point to %s", self.read_alias, self.write_alias, new)
-        done, bad, errs = self._copy(old, new, since, analyze, batch_size, "create", progress)
+        done, bad, kept, errs = self._copy(old, new, since, analyze, batch_size, "create", progress)
         copied |= done
         failed = (failed | bad) - copied
+        stale |= kept
         errors.extend(errs)
         if done:
             self._call("refresh new index", lambda: self._client.indices.refresh(index=new))
-        if delete_old:
+        # A post that failed to copy lives only in the old indices: keep them.
+        delete = delete_old and not failed
+        if delete_old and failed:
+            log.warning("%d posts not copied: old indices %s kept", len(failed), old)
+        if delete:
             for name in old:
                 self._call("delete old index", partial(self._client.indices.delete, index=name))
-        return RebuildReport(new, old, len(copied), len(failed), delete_old, errors[:50])
+        return RebuildReport(
+            new, old, len(copied), len(failed), delete, errors[:50], not_reanalysed=len(stale)
+        )
+
+    @staticmethod
+    def _analyze_page(
+        posts: list[Post], analyze: Callable[[list[Post]], list[Post]], errors: list[str]
+    ) -> tuple[list[Post], set[str]]:
+        """``analyze(posts)``; if the batch raises, post by post, keeping a post whose
+        re-analysis fails as it was. Returns the posts and the ids of those kept as they were."""
+        try:
+            return analyze(posts), set()
+        except Exception:  # analysis of one post must not stop the rebuild
+            log.warning("re-analysing a page of %d posts failed; retrying one by one", len(posts))
+        done: list[Post] = []
+        kept: set[str] = set()
+        for post in posts:
+            try:
+                done.extend(analyze([post]))
+            except Exception as exc:
+                done.append(post)
+                kept.add(post.id)
+                errors.append(f"{post.id}: not re-analysed, copied as it was: {exc!r}")
+                log.warning("post %s not re-analysed: %r", post.id, exc)
+        return done, kept
 
     def _copy(
         self,
         source_indices: list[str],
         target: str,
         since: datetime | None,
-        analyze: Callable[[Post], Post] | None,
+        analyze: Callable[[list[Post]], list[Post]] | None,
         batch_size: int,
         op_type: str,
         progress: Callable[[int], None] | None,
-    ) -> tuple[set[str], set[str], list[str]]:
+    ) -> tuple[set[str], set[str], set[str], list[str]]:
         """Copy posts (``indexed_at >= since``) page by page, keyset on id.
 
         Returns the ids copied (``create`` skips posts already in ``target``),
-        the ids that failed and the reasons.
+        the ids that failed, the ids copied without re-analysis (it raised)
+        and the reasons.
         """
         query: dict[str, Any] = {"match_all": {}}
         if since is not None:
             query = {"range": {"indexed_at": {"gte": _iso_second(since)}}}
         copied: set[str] = set()
         failed: set[str] = set()
+        stale: set[str] = set()
         errors: list[str] = []
         after: list[Any] | None = None
         index = ",".join(source_indices)
@@ -1078,13 +1122,14 @@ class ElasticPostStore:
             if not hits:
                 break
             actions = []
-            for hit in hits:
-                post = Post.model_validate(hit["_source"]["post"])
+            posts = [Post.model_validate(hit["_source"]["post"]) for hit in hits]
+            if analyze is not None:
+                posts, kept = self._analyze_page(posts, analyze, errors)
+                stale |= kept
+            for post in posts:
                 try:
-                    if analyze is not None:
-                        post = analyze(post)
                     tokens = self._tokenizer(f"{post.title}\n{post.text}")
-                except Exception as exc:  # analysis of one post must not stop the rebuild
+                except Exception as exc:  # one post must not stop the rebuild
                     failed.add(post.id)
                     errors.append(f"{post.id}: {exc!r}")
                     log.warning("post %s not copied: %r", post.id, exc)
@@ -1108,7 +1153,7 @@ class ElasticPostStore:
             after = hits[-1]["sort"]
             if len(hits) < batch_size:
                 break
-        return copied, failed, errors
+        return copied, failed, stale, errors
 
 
 _SORTS: dict[str, list[dict[str, Any]]] = {

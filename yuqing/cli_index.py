@@ -127,8 +127,11 @@ def rebuild(
 
         analyzer = Analyzer(settings.watchlist)
 
-        def analyze(post: Post) -> Post:
-            return post.model_copy(update={"analysis": analyzer.analyze(post.text, post.title)})
+        def analyze(posts: list[Post]) -> list[Post]:
+            analyses = analyzer.analyze_many([(p.title, p.text) for p in posts])
+            return [
+                p.model_copy(update={"analysis": a}) for p, a in zip(posts, analyses, strict=True)
+            ]
 
     seen = 0
 
@@ -151,7 +154,14 @@ def rebuild(
         f"{report.failed} failed; old indices "
         f"{'deleted' if report.deleted_old else 'kept'}: {', '.join(report.old_indices)}"
     )
+    if report.not_reanalysed:
+        err_console.print(
+            f"  {report.not_reanalysed} posts could not be re-analysed and were copied "
+            "with the analysis they had"
+        )
+    if report.failed and not keep_old:
+        err_console.print("  old indices kept: the posts that failed are still there")
     for line in report.errors[:10]:
-        err_console.print(f"  failed: {line}")
+        err_console.print(f"  {line}")
     if report.failed:
         raise typer.Exit(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.errors import ConfigError
+from core.models import Analysis
 from yuqing.cli_common import ConfigOpt
 
 app = typer.Typer(
@@ -43,14 +45,28 @@ def _watchlist(config: Path | None) -> Any:
         raise typer.Exit(2) from exc
 
 
-def score_lines(lines: TextIO, out: TextIO, analyzer: Any) -> tuple[int, list[str]]:
+def score_lines(
+    lines: Iterable[str], out: TextIO, analyzer: Any, *, chunk: int = 256
+) -> tuple[int, list[str]]:
     """Score JSON lines ``{"id", "text"[, "title"]}`` from ``lines`` into ``out``.
 
-    Returns ``(scored, problems)``; each problem names its 1-based line number.
-    Blank lines are skipped silently; a bad line never stops the run.
+    One output line per good input line, in input order. Returns ``(scored,
+    problems)``; each problem names its 1-based line number. Blank lines are
+    skipped silently; a bad line never stops the run. Input is read as it
+    streams: good lines are scored ``chunk`` at a time (``analyzer.analyze_many``),
+    so at most ``chunk`` posts are held in memory.
     """
     scored = 0
     problems: list[str] = []
+    ids: list[Any] = []
+    pairs: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        for row_id, a in zip(ids, analyzer.analyze_many(pairs), strict=True):
+            out.write(json.dumps(_record(row_id, a), ensure_ascii=False) + "\n")
+        ids.clear()
+        pairs.clear()
+
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -69,25 +85,34 @@ def score_lines(lines: TextIO, out: TextIO, analyzer: Any) -> tuple[int, list[st
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             problems.append(f"line {lineno}: {exc}")
             continue
-        a = analyzer.analyze(text, title)
-        record = {
-            "id": row["id"],
-            "sentiment": a.sentiment.value,
-            "sentiment_score": a.sentiment_score,
-            "topic": a.topic.value,
-            "topic_confidence": a.topic_confidence,
-            "risk_score": a.risk_score,
-            "signals": a.signal_names,
-            "triggers": {s.name: s.triggers for s in a.signals},
-            "critical": a.critical,
-            "entities": a.entities,
-            "keywords": a.keywords,
-            "masked_text": a.masked_text,
-            "model_version": a.model_version,
-        }
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        ids.append(row["id"])
+        pairs.append((title, text))
         scored += 1
+        if len(pairs) >= chunk:
+            flush()
+    flush()
     return scored, problems
+
+
+def _record(row_id: Any, a: Analysis) -> dict[str, Any]:
+    """The output line of one scored post. ``signal_sources`` says, per signal, whether
+    the lexicon or the trained crisis model raised it."""
+    return {
+        "id": row_id,
+        "sentiment": a.sentiment.value,
+        "sentiment_score": a.sentiment_score,
+        "topic": a.topic.value,
+        "topic_confidence": a.topic_confidence,
+        "risk_score": a.risk_score,
+        "signals": a.signal_names,
+        "triggers": {s.name: s.triggers for s in a.signals},
+        "signal_sources": {s.name: s.source for s in a.signals},
+        "critical": a.critical,
+        "entities": a.entities,
+        "keywords": a.keywords,
+        "masked_text": a.masked_text,
+        "model_version": a.model_version,
+    }
 
 
 @app.command("score")

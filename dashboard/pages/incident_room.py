@@ -240,6 +240,7 @@ def _signals_section(insights: IncidentInsights) -> None:
                 "信号": insights.signals["signal"],
                 "高危": insights.signals["critical"].map({True: "是", False: "否"}),
                 "帖子数": insights.signals["posts"],
+                "其中模型判断": insights.signals["model_posts"],
                 "触发词": insights.signals["triggers"],
             }
         ),

@@ -55,21 +55,33 @@ def test_a_post_in_a_rolled_over_index_is_updated_where_it_lives(es: ElasticPost
     assert es.get(POSTS[0].id) == POSTS[0]
 
 
+UNANALYSABLE = "澜海银行 这条帖子让模型出错"
+
+
 def test_rebuild_reanalyses_and_swaps_aliases(es: ElasticPostStore) -> None:
     es.upsert(POSTS)
     old = es.ensure_index().write_index
 
-    def analyze(post):  # type: ignore[no-untyped-def]
-        if post.analysis is None:
-            return post
-        return post.model_copy(
-            update={"analysis": post.analysis.model_copy(update={"topic": Topic.OTHER})}
-        )
+    pages: list[int] = []
+
+    def analyze(posts):  # type: ignore[no-untyped-def]
+        pages.append(len(posts))
+        if any(p.text == UNANALYSABLE for p in posts):
+            raise ValueError("model failure")  # the page is redone post by post
+        return [
+            p
+            if p.analysis is None
+            else p.model_copy(
+                update={"analysis": p.analysis.model_copy(update={"topic": Topic.OTHER})}
+            )
+            for p in posts
+        ]
 
     report = es.rebuild(analyze=analyze, batch_size=3)
     assert report.old_indices == [old]
     assert report.copied == len(POSTS)
-    assert report.failed == 0
+    assert report.failed == 0 and report.not_reanalysed == 0 and report.deleted_old
+    assert pages and max(pages) == 3  # pages of posts, scored as one batch each
     info = es.ensure_index()
     assert info.write_index == report.new_index
     assert info.indices == [report.new_index]
@@ -77,6 +89,18 @@ def test_rebuild_reanalyses_and_swaps_aliases(es: ElasticPostStore) -> None:
     assert es.count(PostQuery(topics=[Topic.OTHER])) == len(POSTS) - 1  # one is unanalysed
     assert found(es, PostQuery(text="挤兑")) == {BY_KEY["run"].id}
     assert es.upsert([POSTS[0]]).updated == 1
+
+    # A post the models choke on: its page is redone post by post, and that
+    # post is copied with the analysis it had, not lost.
+    bad = make_post("unanalysable", UNANALYSABLE, BY_KEY["cc"].published_at, topic=Topic.LOANS)
+    assert es.upsert([bad]).inserted == 1
+    pages.clear()
+    report = es.rebuild(analyze=analyze, batch_size=3)
+    assert report.copied == len(POSTS) + 1 and report.failed == 0
+    assert report.not_reanalysed == 1 and any("unanalysable" in e for e in report.errors)
+    assert 1 in pages  # the retry, one post at a time
+    assert es.get(bad.id) == bad
+    assert es.count(PostQuery(topics=[Topic.OTHER])) == len(POSTS) - 1  # the others re-analysed
 
 
 def test_lone_surrogates_are_replaced_not_fatal(es: ElasticPostStore) -> None:

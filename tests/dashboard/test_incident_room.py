@@ -113,7 +113,15 @@ def room(seed: Seed) -> Room:
             text="澜海银行要挤兑了",
             signals=[Signal(name="bank_run", triggers=["挤兑"], critical=True)],
         ),
-        _room_post(4, seed, 2, author=None, reposts=5),
+        _room_post(
+            4,
+            seed,
+            2,
+            author=None,
+            reposts=5,
+            # Raised by the trained crisis model (its weightiest words), not the lexicon.
+            signals=[Signal(name="bank_run", triggers=["取款机"], critical=True, source="model")],
+        ),
         _room_post(5, seed, 1, author="长文作者", author_followers=300, text=LONG_TEXT),
         _room_post(6, seed, 0.5, author=PHONE_AUTHOR, likes=7),
     ]
@@ -208,7 +216,9 @@ def test_room_shows_volume_key_authors_and_signals(open_room: OpenApp, room: Roo
     signals = frame_with(at, "触发词").set_index("信号")
     assert signals.loc["集体维权", "帖子数"] == 2
     assert signals.loc["集体维权", "触发词"] == "集体维权、拉横幅"  # most frequent first
-    assert signals.loc["挤兑传闻", "触发词"] == "挤兑"
+    assert signals.loc["挤兑传闻", "触发词"] == "取款机、挤兑"  # a tie: by code point
+    assert signals.loc["挤兑传闻", "帖子数"] == 2 and signals.loc["挤兑传闻", "其中模型判断"] == 1
+    assert signals.loc["集体维权", "其中模型判断"] == 0
     assert set(signals["高危"]) == {"是"}
 
     # Timeline: the grade rise reads old → new.

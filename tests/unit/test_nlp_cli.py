@@ -1,6 +1,9 @@
 """``yuqing nlp score`` / ``eval`` / ``train`` through Typer's CliRunner."""
 
+import io
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -43,6 +46,8 @@ def test_score_reads_stdin_and_reports_bad_lines(tmp_path: Path) -> None:
     ):
         assert key in first
     assert first["critical"] is True and "bank_run" in first["signals"]
+    assert first["signal_sources"]["bank_run"] == "lexicon"  # 倒闭 is in the lexicon
+    assert set(first["signal_sources"]) == set(first["signals"])
     assert first["sentiment"] == "negative"
     assert "13812345678" not in first["masked_text"]
     assert rows[1]["sentiment"] == "positive"
@@ -118,3 +123,68 @@ def test_train_without_data_fails_clearly(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not found" in result.stderr
     assert not list(tmp_path.glob("*.json"))
+
+
+def _posts(n: int) -> list[str]:
+    """``n`` fictional posts (shipped validation texts, repeated as needed)."""
+    path = Path(__file__).parents[2] / "nlp" / "data" / "bank_validation.jsonl"
+    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def test_score_keeps_order_and_line_numbers_across_chunks() -> None:
+    """Over 256 good lines (the scoring chunk): order, records and line numbers as one by one."""
+    from core.settings import Watchlist
+    from nlp.analyzer import Analyzer
+    from yuqing.cli_nlp import _record
+
+    texts = _posts(600)
+    lines: list[str] = []
+    good: list[tuple[int, str, str]] = []
+    bad_lines: list[int] = []
+    for i, text in enumerate(texts):
+        lineno = len(lines) + 1
+        if i in (0, 255, 256, 257, 300, 599):  # first line, around the chunk boundary, near the end
+            lines.append('{"id": "broken"')
+            bad_lines.append(lineno)
+            lineno += 1
+        title = "标题" if i % 3 == 0 else ""
+        lines.append(json.dumps({"id": i, "text": text, "title": title}, ensure_ascii=False))
+        good.append((i, title, text))
+    result = runner.invoke(app, ["score", "-"], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == list(range(600))
+    analyzer = Analyzer(Watchlist())
+    want = [_record(i, analyzer.analyze(text, title)) for i, title, text in good]
+    assert rows == want
+    assert [int(w) for w in re.findall(r"skipped line (\d+):", result.stderr)] == bad_lines
+    assert "scored 600 posts, skipped 6 bad lines" in result.stderr
+
+
+def test_score_lines_streams_its_input() -> None:
+    """Output for the first chunk is written before the rest of the input is read."""
+    from core.settings import Watchlist
+    from nlp.analyzer import Analyzer
+    from yuqing.cli_nlp import score_lines
+
+    read = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal read
+        for i, text in enumerate(_posts(10)):
+            read += 1
+            yield json.dumps({"id": i, "text": text}) + "\n"
+
+    written_after: list[int] = []
+
+    class Out(io.StringIO):
+        def write(self, s: str) -> int:
+            written_after.append(read)
+            return super().write(s)
+
+    out = Out()
+    scored, problems = score_lines(lines(), out, Analyzer(Watchlist()), chunk=3)
+    assert (scored, problems) == (10, [])
+    assert written_after == [3, 3, 3, 6, 6, 6, 9, 9, 9, 10]
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == list(range(10))

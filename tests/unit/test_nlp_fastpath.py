@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jieba  # type: ignore[import-untyped]
 import pytest
@@ -29,6 +30,9 @@ from nlp.model import JointScorer, load_model
 from nlp.normalize import _T2S_PHRASE_CHARS, normalize_for_analysis, to_simplified
 from nlp.pii import mask_pii
 from nlp.train import BANK_TRAIN, BANK_VALIDATION, BANK_VALIDATION_INDEPENDENT
+
+if TYPE_CHECKING:
+    from nlp.analyzer import Analyzer
 
 EDGE_CASES = [
     "",
@@ -278,3 +282,80 @@ def test_analyzer_sees_exactly_the_training_features() -> None:
         t = topic.predict_proba(topic_featurize(text, cues))
         assert got.sentiment_score == round(s["positive"] + 0.5 * s["neutral"], 4), text
         assert got.topic_confidence == round(max(t.values()), 4), text
+
+
+def _shipped_labelled_texts() -> list[str]:
+    """Every text of every shipped labelled file (``nlp/data/*.jsonl``)."""
+    texts = []
+    for path in sorted((Path(__file__).parents[2] / "nlp" / "data").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            texts += [json.loads(line)["text"] for line in fh if line.strip()]
+    return texts
+
+
+def _assert_close(batch: list[list[list[float]]], single: list[list[list[float]]]) -> None:
+    assert len(batch) == len(single)
+    for got, want in zip(batch, single, strict=True):
+        assert [len(p) for p in got] == [len(p) for p in want]
+        for g, w in zip(got, want, strict=True):
+            assert max(abs(a - b) for a, b in zip(g, w, strict=True)) <= 1e-9, (got, want)
+
+
+def test_predict_mixed_many_equals_predict_mixed() -> None:
+    sentiment, topic = load_model("sentiment"), load_model("topic")
+    drop = name_remover(["澜海银行", "澜海"])
+    cues = TopicCues({t.value: w for t, w in load_lexicon().topics.items()})
+    posts = []
+    for text in _shipped_labelled_texts() + EDGE_CASES:
+        norm = normalize_for_analysis(text)
+        model_text = drop(norm)
+        posts.append(mixed_features(model_text, segment.cut_for_analysis(model_text)))
+        posts[-1].update(cues.counts(norm))
+    assert len(posts) > 500 and any(not p for p in posts)  # an empty text is among them
+    repeated = Counter({"w:排队": 3, "排队": 4, "排": 5, "l:service_quality": 2, "w:很": 1})
+    unknown = Counter({"w:从未见过的词xyz": 2, "x:not-a-feature": 1, "🙃🙃🙃": 7})
+    edge = [Counter(), repeated, unknown, Counter(), posts[0], Counter()]
+    batches: list[list[Counter[str]]] = [
+        posts,
+        edge,
+        [Counter()],
+        [unknown],
+        [Counter(), Counter()],
+    ]
+    # The second scorer has three models (one twice, in another order), so the
+    # batch path is checked for another number of models and column layout.
+    for scorer in (
+        JointScorer([sentiment, topic]),
+        JointScorer([topic, sentiment, topic]),
+    ):
+        assert scorer.predict_mixed_many([]) == []
+        for batch in batches:
+            _assert_close(
+                scorer.predict_mixed_many(batch), [scorer.predict_mixed(p) for p in batch]
+            )
+        # No known feature: each model's softmax of its intercepts.
+        got = scorer.predict_mixed_many([unknown])[0]
+        for probs, model in zip(got, scorer.models, strict=True):
+            want = model.predict_proba({})
+            assert probs == pytest.approx([want[c] for c in model.classes], abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> "Analyzer":
+    from core.settings import Watchlist
+    from nlp.analyzer import Analyzer
+
+    return Analyzer(Watchlist())
+
+
+def test_analyze_many_equals_analyze(analyzer: "Analyzer") -> None:
+    texts = _shipped_labelled_texts() + EDGE_CASES
+    plain = [("", t) for t in texts]
+    # Titles: the start of another post on every other post (an empty text with a title too).
+    titled = [(texts[i - 1][:12] if i % 2 else "", t) for i, t in enumerate(texts)]
+    titled.append(("只有标题，澜海银行要倒闭了", ""))
+    for items in (plain, titled):
+        want = [analyzer.analyze(text, title) for title, text in items]
+        assert analyzer.analyze_many(items) == want
+        assert analyzer.analyze_many(items[:40], chunk=7) == want[:40]  # chunk boundaries
+    assert analyzer.analyze_many([]) == []

@@ -6,31 +6,64 @@ from pathlib import Path
 import pytest
 
 from nlp.evaluate import class_report, load_jsonl
+from nlp.lexicon import load_lexicon
 from nlp.normalize import normalize_for_analysis
 from nlp.train import (
-    BANK_TRAIN,
-    BANK_VALIDATION,
-    BANK_VALIDATION_INDEPENDENT,
     DEFAULT_DATA_DIR,
+    TRAIN_FILES,
+    VALIDATION_FILES,
+    calibrate,
+    critical_threshold,
     fit_linear,
     main,
 )
 
 
 def test_bank_sets_are_labelled_and_disjoint() -> None:
-    train, validation = load_jsonl(BANK_TRAIN), load_jsonl(BANK_VALIDATION)
-    independent = load_jsonl(BANK_VALIDATION_INDEPENDENT)
-    assert len(train) >= 300 and len(validation) >= 100 and len(independent) >= 100
-    # Disjoint even after normalisation (a traditional-character or full-width
-    # copy of a training post would be the same post to the model).
-    seen = {normalize_for_analysis(e.text) for e in train}
-    for held_out in (validation, independent):
-        assert not seen & {normalize_for_analysis(e.text) for e in held_out}
-    assert not {e.text for e in validation} & {e.text for e in independent}
-    for examples in (train, validation, independent):
+    files = [*TRAIN_FILES, *VALIDATION_FILES]
+    sets = {path.name: load_jsonl(path) for path in files}
+    assert len(sets) == 6 and all(len(examples) >= 100 for examples in sets.values())
+    # Pairwise disjoint even after normalisation (a traditional-character or
+    # full-width copy of a training post would be the same post to the model).
+    owner: dict[str, str] = {}
+    for name, examples in sets.items():
+        for e in examples:
+            key = normalize_for_analysis(e.text)
+            assert owner.setdefault(key, name) == name, f"{e.text[:30]} in {owner[key]} and {name}"
+    for examples in sets.values():
         assert {e.sentiment for e in examples} == {"negative", "neutral", "positive"}
         assert all(e.topic is not None and e.critical is not None for e in examples)
         assert any(e.critical for e in examples)
+    # The crisis model learns which signal a critical training post is about.
+    signals = {s.name for s in load_lexicon().signals if s.critical}
+    for path in TRAIN_FILES:
+        assert all(e.signal in signals for e in load_jsonl(path) if e.critical), path.name
+
+
+def test_critical_threshold_maximises_f2() -> None:
+    # Gold: 2 critical of 5. At 0.6 both are found with one false alarm
+    # (P 2/3, R 1: F2 0.909); at 0.85 one is found alone (P 1, R 0.5: F2 0.556).
+    threshold, f2 = critical_threshold([0.9, 0.6, 0.7, 0.2, 0.1], [True, True, False, False, False])
+    assert threshold == 0.6 and f2 == pytest.approx(10 / 11)
+    assert critical_threshold([0.4, 0.3], [False, False]) == (0.5, 0.0)
+
+
+def test_calibration_keeps_a_temperature_only_if_ece_improves() -> None:
+    # Over-confident logits (P 0.98), right 3 times in 4: a temperature > 1
+    # lowers both log-loss and ECE, so it is kept.
+    logits = [[4.0, 0.0]] * 4
+    temperature, report = calibrate(logits, ["a", "a", "a", "b"], ["a", "b"])
+    assert temperature > 1.0 and report["ece_after"] < report["ece_before"]
+    # Here least log-loss softens (T = 1.64) but the top-label ECE gets worse
+    # (0.180 → 0.203): the model ships at temperature 1.
+    logits = [[3.0, 0.0], [3.0, 0.0], [2.0, 0.0], [3.0, 0.0]]
+    logits += [[2.0, 0.0], [0.5, 0.0], [4.0, 0.0], [4.0, 0.0]]
+    labels = ["a", "b", "a", "a", "a", "a", "a", "a"]
+    temperature, report = calibrate(logits, labels, ["a", "b"])
+    assert report["fitted_temperature"] == pytest.approx(1.64)
+    assert report["ece_fitted"] > report["ece_before"]
+    assert temperature == 1.0 == report["temperature"]
+    assert report["nll_after"] == report["nll_before"]
 
 
 def test_fit_is_deterministic() -> None:
@@ -65,7 +98,7 @@ def test_training_reads_only_the_training_file(
 
     monkeypatch.setattr(nlp.train, "load_jsonl", recording_load)
     paths = nlp.train.train_all(data, tmp_path / "out")
-    assert opened == [BANK_TRAIN]
+    assert opened == list(TRAIN_FILES)
     for path in paths:
         raw = json.loads(path.read_text(encoding="utf-8"))
         assert raw["meta"]["calibration"]["temperature"] == raw["temperature"]
@@ -88,7 +121,7 @@ def test_shipped_models_match_a_fresh_training(tmp_path: Path) -> None:
     from nlp.model import model_dir
 
     assert main(["--out-dir", str(tmp_path)]) == 0
-    for name in ("sentiment", "topic"):
+    for name in ("sentiment", "topic", "crisis"):
         fresh = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
         shipped = json.loads((model_dir() / f"{name}.json").read_text(encoding="utf-8"))
         assert fresh == shipped, f"{name}.json is stale: run python -m nlp.train"

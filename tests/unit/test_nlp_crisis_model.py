@@ -1,0 +1,145 @@
+"""The trained crisis model beside the lexicon: when it raises a signal, what it says, and
+what stops it (denials, praise, a lexicon signal of the same name, its threshold).
+
+The mechanics are tested with a tiny hand-made crisis model next to the shipped
+sentiment and topic models, so they do not depend on what the shipped crisis
+model happens to learn; the shipped model gets a few known cases of its own.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.settings import Watchlist
+from nlp.analyzer import Analyzer
+from nlp.lexicon import load_lexicon
+from nlp.model import LinearTextModel, load_model, model_dir, save_model
+
+SIGNALS = tuple(s.name for s in load_lexicon().signals if s.critical)
+
+
+def _tiny_crisis(threshold: float) -> LinearTextModel:
+    """Votes bank_run on the characters 取款机 / 空了 / 限额, nothing else."""
+    run = SIGNALS.index("bank_run") + 1
+    row = [0.0] * (len(SIGNALS) + 1)
+    row[run] = 6.0
+    return LinearTextModel(
+        name="crisis",
+        version="test",
+        classes=("none", *SIGNALS),
+        weights={
+            "c:取款机": (1.0, tuple(row)),
+            "c:空了": (1.0, tuple(row)),
+            "w:限额": (1.0, tuple(row)),
+        },
+        intercept=(2.0, *([0.0] * len(SIGNALS))),
+        meta={"critical_threshold": threshold},
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("models")
+    for name in ("sentiment", "topic"):
+        shutil.copy(model_dir() / f"{name}.json", directory / f"{name}.json")
+    save_model(_tiny_crisis(0.5), directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def analyzer(models: Path) -> Analyzer:
+    return Analyzer(Watchlist(), model_dir=models)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Analyzer:
+    return Analyzer(Watchlist())
+
+
+# No lexicon trigger in it (checked below): only the model can see the run.
+RUN = "澜海那边的取款机全都空了，柜台说每天限额两千，门口全是人"
+
+
+def test_model_raises_a_critical_signal_the_lexicon_misses(analyzer: Analyzer) -> None:
+    a = analyzer.analyze(RUN)
+    assert [s.source for s in a.signals] == ["model"]
+    (signal,) = a.signals
+    assert signal.name == "bank_run" and signal.critical and a.critical
+    # Its explanation: the n-grams that pushed it, longest distinct ones, no fragments.
+    assert signal.triggers and set(signal.triggers) <= {"取款机", "空了", "限额"}
+    assert a.risk_score >= 0.6
+    assert "bank_run" in a.signal_names
+
+
+def test_a_denial_keeps_the_signal_but_not_the_escalation(analyzer: Analyzer) -> None:
+    a = analyzer.analyze("澜海回应：取款机都空了的说法不实")
+    model = [s for s in a.signals if s.source == "model"]
+    assert model and not any(s.critical for s in model) and not a.critical
+
+
+def test_praise_raises_no_model_signal(analyzer: Analyzer) -> None:
+    a = analyzer.analyze("澜海的取款机从来没空过，服务太好了，非常满意，点赞")
+    assert a.sentiment.value == "positive"
+    assert not [s for s in a.signals if s.source == "model"]
+
+
+def test_no_second_signal_when_the_lexicon_named_it(analyzer: Analyzer) -> None:
+    a = analyzer.analyze("澜海取款机都空了，挤兑了，大家快去")
+    assert [(s.name, s.source) for s in a.signals if s.name == "bank_run"] == [
+        ("bank_run", "lexicon")
+    ]
+
+
+def test_threshold_comes_from_the_model_file(models: Path, tmp_path: Path) -> None:
+    for name in ("sentiment", "topic"):
+        shutil.copy(models / f"{name}.json", tmp_path / f"{name}.json")
+    save_model(_tiny_crisis(0.9999), tmp_path)  # P(critical) of RUN: ≈ 0.9998
+    strict = Analyzer(Watchlist(), model_dir=tmp_path)
+    assert not strict.analyze(RUN).signals
+    assert "+crisis-test." in strict.model_version
+
+
+def test_shipped_crisis_model_has_a_threshold_chosen_at_train_time() -> None:
+    model = load_model("crisis")
+    assert model.classes == ("none", *SIGNALS)
+    threshold = model.meta["critical_threshold"]
+    chosen = model.meta["calibration"]["critical_threshold"]
+    assert 0.05 <= threshold <= 0.95 and chosen["threshold"] == threshold
+    assert chosen["cv_recall"] >= 0.9  # cross-fitted on the training posts
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Written for this test, none in any data file; no lexicon trigger in any.
+        "澜海的ATM全停了，柜台一天只让取两千，群里说明天可能连两千都没有",
+        "澜海银行好几百个客户的身份证照片和手机号在网上打包卖，一份才几十块",
+        "我们四十多个澜海的储户明天早上八点在总行楼下集合，统一穿白衣服",
+    ],
+)
+def test_shipped_model_catches_paraphrased_crises(shipped: Analyzer, text: str) -> None:
+    a = shipped.analyze(text)
+    assert not [s for s in a.signals if s.source == "lexicon" and s.critical]
+    assert a.critical, [(s.name, s.source, s.triggers) for s in a.signals]
+
+
+def test_pushes_equal_the_model_weights(shipped: Analyzer) -> None:
+    """JointScorer.pushes (the explanation's fast path) against the plain arithmetic."""
+    import math
+
+    from nlp.model import GRAM_PREFIX
+
+    crisis = load_model("crisis")
+    run = crisis.classes.index("bank_run")
+    for text in (RUN, "澜海澜海，取款机取款机空了空了", ""):
+        features = shipped._prepare(text, "").features
+        pushes = shipped._scorer.pushes(features, 2, run, 0)
+        assert len(pushes) == len(features)
+        for (feat, count), push in zip(features.items(), pushes, strict=True):
+            entry = crisis.weights.get(feat if ":" in feat else GRAM_PREFIX + feat)
+            expected = 0.0
+            if entry is not None:
+                idf, coef = entry
+                expected = (1 + math.log(count)) * idf * (coef[run] - coef[0])
+            assert push == pytest.approx(expected, abs=1e-9)
