@@ -931,6 +931,21 @@ class TicketsConfig(_Strict):
         return value
 
 
+class NlpConfig(_Strict):
+    """How the analyzer decides; empty means the shipped models' own choices."""
+
+    critical_threshold: float | None = Field(
+        default=None,
+        ge=0.05,
+        le=0.95,
+        description=(
+            "P(critical) at which the trained crisis model raises a critical signal; "
+            "default: the threshold chosen at train time (in the model file). Higher: "
+            "fewer false alarms, more missed crises (see docs/nlp.md for the trade-off)."
+        ),
+    )
+
+
 class Settings(BaseSettings):
     """All of yuqing's settings. Build with :func:`load_settings` (it names bad keys)."""
 
@@ -962,6 +977,7 @@ class Settings(BaseSettings):
     reports: ReportsConfig = ReportsConfig()
     grading: GradingConfig = GradingConfig()
     grouping: GroupingConfig = GroupingConfig()
+    nlp: NlpConfig = NlpConfig()
 
     @model_validator(mode="after")
     def _checks(self) -> Settings:

@@ -78,14 +78,21 @@ class Analyzer:
     Raises ``FileNotFoundError`` when the models were never trained.
     """
 
-    def __init__(self, watchlist: Watchlist, *, model_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        watchlist: Watchlist,
+        *,
+        model_dir: Path | None = None,
+        critical_threshold: float | None = None,
+    ) -> None:
         self._lex: Lexicon = load_lexicon()
         self._sentiment_model: LinearTextModel = load_model("sentiment", model_dir)
         self._topic_model: LinearTextModel = load_model("topic", model_dir)
         self._crisis_model: LinearTextModel = load_model("crisis", model_dir)
         # Topic and crisis models read the same features, so one scorer serves all three.
         self._scorer = JointScorer([self._sentiment_model, self._topic_model, self._crisis_model])
-        self._crisis_threshold = float(self._crisis_model.meta["critical_threshold"])
+        trained = float(self._crisis_model.meta["critical_threshold"])
+        self._crisis_threshold = trained if critical_threshold is None else critical_threshold
         self._crisis_labels = self._crisis_model.classes
         self._topic_cues = TopicCues({t.value: words for t, words in self._lex.topics.items()})
         self._weights = {s.name: s.weight for s in self._lex.signals}
@@ -115,6 +122,9 @@ class Analyzer:
             f"sent-{sent.version}.{sent.digest}+topic-{topic.version}.{topic.digest}"
             f"+crisis-{crisis.version}.{crisis.digest}+{self._lex.version}"
         )
+        if self._crisis_threshold != trained:
+            # Another threshold gives other analyses: stored ones must say so.
+            self._version += f"+crit{self._crisis_threshold:g}"
         # Load lazily-built tables now, so "loading" is here and the first post is fast.
         self.analyze("预热 繁體")
         log.debug("analyzer ready: %s", self.model_version)

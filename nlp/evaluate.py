@@ -141,6 +141,9 @@ class EvalResult:
     topic: ClassReport | None
     critical: ClassReport | None
     errors: list[tuple[str, str, str]] = field(default_factory=list)
+    # The critical flag from lexicon signals alone (the crisis model ignored):
+    # what the trained model adds, and what it costs in false alarms.
+    critical_lexicon: ClassReport | None = None
 
     @property
     def critical_recall(self) -> float:
@@ -173,15 +176,19 @@ def evaluate(analyzer: _Analyzes, examples: Sequence[Example]) -> EvalResult:
         else None
     )
     with_crit = [(e, a) for e, a in zip(examples, analyses, strict=True) if e.critical is not None]
-    critical = (
-        class_report(
-            ["critical" if e.critical else "not_critical" for e, _ in with_crit],
-            ["critical" if a.critical else "not_critical" for _, a in with_crit],
-            ["critical", "not_critical"],
+    critical = critical_lexicon = None
+    if with_crit:
+        gold = ["critical" if e.critical else "not_critical" for e, _ in with_crit]
+        labels = ["critical", "not_critical"]
+        critical = class_report(
+            gold, ["critical" if a.critical else "not_critical" for _, a in with_crit], labels
         )
-        if with_crit
-        else None
-    )
+        by_lexicon = [
+            any(s.critical and s.source == "lexicon" for s in a.signals) for _, a in with_crit
+        ]
+        critical_lexicon = class_report(
+            gold, ["critical" if f else "not_critical" for f in by_lexicon], labels
+        )
     errors = [
         ("sentiment", f"{e.sentiment}→{a.sentiment.value}", e.text)
         for e, a in zip(examples, analyses, strict=True)
@@ -192,4 +199,4 @@ def evaluate(analyzer: _Analyzes, examples: Sequence[Example]) -> EvalResult:
         for e, a in with_crit
         if e.critical != a.critical
     ]
-    return EvalResult(len(examples), sentiment, topic, critical, errors)
+    return EvalResult(len(examples), sentiment, topic, critical, errors, critical_lexicon)

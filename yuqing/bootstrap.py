@@ -59,8 +59,8 @@ def build_state_store(settings: Settings) -> StateStore:
 
 
 def build_analyzer(settings: Settings) -> Analyzer:
-    """The analyzer for the configured watchlist."""
-    return Analyzer(settings.watchlist)
+    """The analyzer for the configured watchlist (and ``nlp`` settings)."""
+    return Analyzer(settings.watchlist, critical_threshold=settings.nlp.critical_threshold)
 
 
 def build_crawl_services(settings: Settings) -> CrawlServices:

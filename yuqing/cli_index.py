@@ -123,9 +123,9 @@ def rebuild(
     settings, store = _store(config, refresh=False)
     analyze = None
     if reanalyze:
-        from nlp.analyzer import Analyzer
+        from yuqing.bootstrap import build_analyzer
 
-        analyzer = Analyzer(settings.watchlist)
+        analyzer = build_analyzer(settings)
 
         def analyze(posts: list[Post]) -> list[Post]:
             analyses = analyzer.analyze_many([(p.title, p.text) for p in posts])

@@ -35,14 +35,17 @@ def _err() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
-def _watchlist(config: Path | None) -> Any:
+def _analyzer(config: Path | None) -> Any:
+    """The analyzer of ``config`` (watchlist, ``nlp`` settings); exit 2 on a bad config."""
     from core.settings import load_settings
+    from yuqing.bootstrap import build_analyzer
 
     try:
-        return load_settings(config).watchlist
+        settings = load_settings(config)
     except ConfigError as exc:
         _err().print(f"[bold red]configuration error[/]\n{exc}")
         raise typer.Exit(2) from exc
+    return build_analyzer(settings)
 
 
 def score_lines(
@@ -123,9 +126,7 @@ def score(
     config: ConfigOpt = None,
 ) -> None:
     """Score posts: one JSON line out per good input line (bad lines reported on stderr)."""
-    from nlp.analyzer import Analyzer
-
-    analyzer = Analyzer(_watchlist(config))
+    analyzer = _analyzer(config)
     err = _err()
     if file == "-":
         scored, problems = score_lines(sys.stdin, sys.stdout, analyzer)
@@ -199,7 +200,6 @@ def evaluate_file(
     show_errors: Annotated[bool, typer.Option(help="List the misclassified posts.")] = False,
 ) -> None:
     """Print per-class precision/recall/F1 and confusion matrices for a labelled file."""
-    from nlp.analyzer import Analyzer
     from nlp.evaluate import evaluate, load_jsonl
 
     if not file.is_file():
@@ -210,7 +210,7 @@ def evaluate_file(
     except ValueError as exc:
         _err().print(f"[bold red]bad file[/] {exc}")
         raise typer.Exit(2) from exc
-    analyzer = Analyzer(_watchlist(config))
+    analyzer = _analyzer(config)
     result = evaluate(analyzer, examples)
     console = Console(soft_wrap=True)
     console.print(f"{result.n} posts from {file} — model {analyzer.model_version}")
@@ -221,6 +221,13 @@ def evaluate_file(
         tables += _report_tables("critical", result.critical)
     for table in tables:
         console.print(table)
+    if result.critical_lexicon:
+        lex = result.critical_lexicon.per_class["critical"]
+        console.print(
+            f"critical from the lexicon alone: recall {lex.recall:.3f}, "
+            f"precision {lex.precision:.3f} (with the crisis model: recall "
+            f"{result.critical_recall:.3f}, precision {result.critical_precision:.3f})"
+        )
     if show_errors:
         for kind, what, text in result.errors:
             console.print(f"{kind} {what}: {text}", markup=False)

@@ -106,6 +106,8 @@ def test_eval_prints_scores_and_confusion_matrices(tmp_path: Path) -> None:
     assert "topic: accuracy" in out and "critical: accuracy" in out
     for column in ("precision", "recall", "F1"):
         assert column in out
+    # 倒闭 is a lexicon phrase: the lexicon alone finds the one critical post.
+    assert "critical from the lexicon alone: recall 1.000" in out
 
 
 def test_eval_bad_file_names_the_line(tmp_path: Path) -> None:

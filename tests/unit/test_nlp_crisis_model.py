@@ -143,3 +143,27 @@ def test_pushes_equal_the_model_weights(shipped: Analyzer) -> None:
                 idf, coef = entry
                 expected = (1 + math.log(count)) * idf * (coef[run] - coef[0])
             assert push == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_configured_threshold_overrides_the_trained_one(models: Path) -> None:
+    strict = Analyzer(Watchlist(), model_dir=models, critical_threshold=0.9999)
+    assert not strict.analyze(RUN).signals  # P(critical) ≈ 0.9998 < 0.9999
+    # Analyses made under another threshold say so in their version.
+    assert strict.model_version.endswith("+crit0.9999")
+    default = Analyzer(Watchlist(), model_dir=models)
+    assert "+crit" not in default.model_version and default.analyze(RUN).critical
+
+
+def test_nlp_settings_reach_the_analyzer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import ConfigError
+    from core.settings import load_settings
+    from yuqing.bootstrap import build_analyzer
+
+    config = tmp_path / "yuqing.yaml"
+    config.write_text("nlp:\n  critical_threshold: 0.3\n", encoding="utf-8")
+    assert build_analyzer(load_settings(config)).model_version.endswith("+crit0.3")
+    config.write_text("nlp:\n  critical_threshold: 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="critical_threshold"):
+        load_settings(config)
+    monkeypatch.setenv("YUQING_NLP__CRITICAL_THRESHOLD", "0.25")
+    assert load_settings().nlp.critical_threshold == 0.25
