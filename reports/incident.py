@@ -177,6 +177,7 @@ def _timeline(state: StateStore, incident: Incident, zone: ZoneInfo) -> list[Tim
 
 def _signals(found: Sequence[Post]) -> list[SignalLine]:
     posts_with: Counter[str] = Counter()
+    by_model: Counter[str] = Counter()
     triggers: dict[str, Counter[str]] = {}
     critical: dict[str, bool] = {}
     for post in found:
@@ -184,6 +185,7 @@ def _signals(found: Sequence[Post]) -> list[SignalLine]:
             continue
         for signal in post.analysis.signals:
             posts_with[signal.name] += 1
+            by_model[signal.name] += signal.source == "model"
             triggers.setdefault(signal.name, Counter()).update(signal.triggers)
             critical[signal.name] = critical.get(signal.name, False) or signal.critical
     return [
@@ -195,6 +197,7 @@ def _signals(found: Sequence[Post]) -> list[SignalLine]:
                 for w, _ in sorted(triggers[name].items(), key=lambda kv: (-kv[1], kv[0]))[:8]
             ],
             critical=critical[name],
+            model_posts=by_model[name],
         )
         for name, n in sorted(posts_with.items(), key=lambda kv: (-kv[1], kv[0]))
     ]

@@ -150,12 +150,17 @@ class TimelineEvent:
 
 @dataclass(frozen=True)
 class SignalLine:
-    """A risk signal among the incident's posts, with the words that triggered it."""
+    """A risk signal among the incident's posts, with the words that triggered it.
+
+    ``model_posts`` of the ``posts`` had it raised by the trained crisis model
+    rather than the lexicon (its "triggers" are then the words that weighed most).
+    """
 
     name: str
     posts: int
     triggers: list[str]
     critical: bool
+    model_posts: int = 0
 
 
 @dataclass(frozen=True)
@@ -254,9 +259,15 @@ class IncidentReport:
     def signals_table(self) -> Table:
         """风险信号及触发词 (empty rows when no signal was seen)."""
         return Table(
-            ["信号", "帖子数", "高危", "触发词"],
+            ["信号", "帖子数", "其中模型判断", "高危", "触发词"],
             [
-                [s.name, str(s.posts), "是" if s.critical else "否", "、".join(s.triggers)]
+                [
+                    s.name,
+                    str(s.posts),
+                    str(s.model_posts),
+                    "是" if s.critical else "否",
+                    "、".join(s.triggers),
+                ]
                 for s in self.signals
             ],
         )

@@ -219,7 +219,7 @@ def incident_report_pdf(report: IncidentReport, *, now: datetime) -> bytes:
     _mix(pdf, report.sentiment_mix, "情感")
     pdf.heading("风险信号及触发词", 12)
     if report.signals:
-        pdf.grid_of(report.signals_table(), (2, 1, 1, 4))
+        pdf.grid_of(report.signals_table(), (2, 1, 1, 1, 4))
     else:
         pdf.para("（无）")
     pdf.heading("五、代表帖子（已脱敏）")

@@ -299,3 +299,28 @@ def test_hostile_posts_are_cut_cleaned_and_still_render(seed: Seed, tmp_path: Pa
     for fmt in ("md", "docx", "pdf"):
         data = render_daily_brief(brief, fmt, now=NOW)  # type: ignore[arg-type]
         assert RAW_PHONE.encode() not in data and len(data) > 1000
+
+
+def test_incident_report_counts_the_signals_the_crisis_model_raised(seed: Seed) -> None:
+    from core.models import Analysis, Post, Signal
+    from reports.incident import _signals
+
+    def post(n: int, signal: Signal) -> Post:
+        return Post(
+            id=f"signal-post-{n:04d}",
+            url=f"https://bbs.lanhai.example/t/{n}",
+            source="forum",
+            text="澜海银行",
+            published_at=NOW,
+            analysis=Analysis(
+                sentiment=Sentiment.NEGATIVE, sentiment_score=0.1, risk_score=0.8, signals=[signal]
+            ),
+        )
+
+    lexicon = Signal(name="bank_run", triggers=["挤兑"], critical=True)
+    model = Signal(name="bank_run", triggers=["取款机", "空了"], critical=True, source="model")
+    lines = _signals([post(1, lexicon), post(2, model), post(3, model)])
+    assert [(s.name, s.posts, s.model_posts) for s in lines] == [("bank_run", 3, 2)]
+    assert lines[0].triggers == ["取款机", "空了", "挤兑"]  # most frequent first, then by code point
+    table = _report(seed).signals_table()
+    assert table.header[2] == "其中模型判断" and all(row[2] == "0" for row in table.rows)
