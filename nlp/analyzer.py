@@ -1,4 +1,4 @@
-"""The analyzer: trained sentiment and topic models plus crisis-signal rules.
+"""The analyzer: trained sentiment, topic and crisis models plus crisis-signal rules.
 
 * Sentiment — a 3-class linear model (TF-IDF over jieba words, character
   1–3-grams, negation-scoped words and a sarcasm cue) trained by
@@ -9,8 +9,11 @@
 * Topic — a linear model over the same features plus topic-lexicon hits,
   trained on the bank set; ``topic_confidence`` is its calibrated probability.
 * Signals — named crisis signals from ``nlp/data/lexicon.yaml`` with the
-  words that triggered them. ``critical`` means "escalate now": a critical
-  signal fired and the post is not a denial/clarification ("…系谣言").
+  words that triggered them, plus the trained crisis model's signal when it
+  is sure enough and the lexicon did not name it (``source="model"``, with
+  the words that weighed most; never on a post read as praise).
+  ``critical`` means "escalate now": a critical signal fired and the post is
+  not a denial/clarification ("…系谣言").
 * Risk score — 1 − (1 − 0.35·P(negative)) · Π(1 − weight of each signal),
   at least 0.6 when critical: 0 for praise, → 1 for a bank-run rumour.
 
@@ -228,7 +231,7 @@ class Analyzer:
             sentiment, score, p_negative = Sentiment.NEUTRAL, 0.5, 0.0
             topic, confidence = Topic.OTHER, 0.0
         signals, denied = self._signals(post.found)
-        # No hand-labelled critical post praises the bank (0 of 208); a praising
+        # No hand-labelled critical post praises the bank (0 of 299); a praising
         # post the crisis model flags is about a crisis theme, not a crisis.
         if post.has_text and sentiment is not Sentiment.POSITIVE:
             signals += self._model_signals(post.features, crisis_proba, signals, denied)
@@ -263,9 +266,10 @@ class Analyzer:
     ) -> list[Signal]:
         """The crisis model's signal, when it is sure enough and the lexicon missed it.
 
-        P(critical) = 1 − P(none) must reach the threshold chosen at train
-        time (``meta.critical_threshold``); the signal is the most probable
-        one. A denial makes it non-critical, as it does lexicon signals.
+        P(critical) = 1 − P(none) must reach the threshold (the one chosen at
+        train time, ``meta.critical_threshold``, unless the analyzer was given
+        another); the signal is the most probable one. A denial makes it
+        non-critical, as it does lexicon signals.
         """
         if 1.0 - crisis_proba[0] < self._crisis_threshold:
             return []

@@ -321,6 +321,6 @@ def test_incident_report_counts_the_signals_the_crisis_model_raised(seed: Seed) 
     model = Signal(name="bank_run", triggers=["取款机", "空了"], critical=True, source="model")
     lines = _signals([post(1, lexicon), post(2, model), post(3, model)])
     assert [(s.name, s.posts, s.model_posts) for s in lines] == [("bank_run", 3, 2)]
-    assert lines[0].triggers == ["取款机", "空了", "挤兑"]  # most frequent first, then by code point
+    assert lines[0].triggers == ["取款机", "空了", "挤兑"]  # by count, then code point
     table = _report(seed).signals_table()
     assert table.header[2] == "其中模型判断" and all(row[2] == "0" for row in table.rows)
