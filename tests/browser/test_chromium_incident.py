@@ -228,11 +228,12 @@ def test_head_office_acknowledges_the_incident_in_chromium(
                     "xpath=ancestor::*[@data-testid='stVerticalBlock'][1]"
                 )
                 expect(badge_row.get_by_text("已确认", exact=True).first).to_be_visible()
-                # While Streamlit reruns, the previous run's button may linger for a
-                # moment beside the new one: wait for the rerun to settle first.
-                ack = page.get_by_role("button", name=re.compile("确认事件"))
-                expect(ack).to_have_count(1)
-                expect(ack).to_be_disabled()
+                # While Streamlit reruns, the previous run's (enabled) button may
+                # linger beside the new one, even after the count was 1 once: wait
+                # for the settled state — no enabled ack button, one disabled one.
+                ack_name = re.compile("确认事件")
+                expect(page.get_by_role("button", name=ack_name, disabled=False)).to_have_count(0)
+                expect(page.get_by_role("button", name=ack_name, disabled=True)).to_have_count(1)
             finally:
                 page.screenshot(path=str(screenshot), full_page=True)
         finally:
