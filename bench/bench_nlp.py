@@ -289,8 +289,9 @@ def run(quick: bool) -> list[Result]:
 
     from nlp.analyzer import Analyzer
 
-    examples = load_jsonl(BANK_VALIDATION)
-    independent = load_jsonl(BANK_VALIDATION_INDEPENDENT)
+    held_out_files = {path: load_jsonl(path) for path in VALIDATION_FILES}
+    examples = held_out_files[BANK_VALIDATION]
+    independent = held_out_files[BANK_VALIDATION_INDEPENDENT]
     texts = [e.text for e in examples]
     split = _split_name(BANK_VALIDATION, len(examples))
 
@@ -328,7 +329,7 @@ def run(quick: bool) -> list[Result]:
     }
     quality: list[Result] = []
     for path, suffix in zip(VALIDATION_FILES, ("", "_independent", "_fresh"), strict=True):
-        held_out = load_jsonl(path)
+        held_out = held_out_files[path]
         result = evaluate(analyzer, held_out)
         ece = {
             task: (_ece(analyzer, held_out, task, None), _ece(analyzer, held_out, task, 1.0))

@@ -348,14 +348,16 @@ def train_sentiment(bank: Sequence[Example], public: Sequence[Example]) -> Linea
     return model
 
 
-def _bank_only_fit(
+def _train_bank_model(
     name: str,
+    bank: Sequence[Example],
     feats: Sequence[Counter[str]],
     labels: Sequence[str],
     c: float,
     classes: Sequence[str],
-) -> Callable[..., LinearTextModel]:
-    """``fit(indices, meta=None)`` for a model trained on bank posts alone, weight 1 each."""
+) -> tuple[LinearTextModel, list[list[float]]]:
+    """A model trained on the bank posts alone (weight 1 each), calibrated on their
+    cross-fitted logits; returns it and those logits."""
 
     def fit(indices: Sequence[int], meta: dict[str, Any] | None = None) -> LinearTextModel:
         return fit_linear(
@@ -368,27 +370,29 @@ def _bank_only_fit(
             meta=meta or {},
         )
 
-    return fit
-
-
-def train_topic(
-    bank: Sequence[Example], topic_words: dict[str, tuple[str, ...]]
-) -> LinearTextModel:
-    """The topic model over the taxonomy of DESIGN.md, trained on the bank set, calibrated."""
-    cues = TopicCues(topic_words)
-    feats = [topic_featurize(e.text, cues) for e in bank]
-    labels = [str(e.topic) for e in bank]
-    classes = [t.value for t in Topic]
-
-    fit = _bank_only_fit("topic", feats, labels, TOPIC_C, classes)
-
     model = fit(
-        range(len(bank)), {"trained_on": {"bank_labelled": len(bank)}, "C": TOPIC_C, "seed": SEED}
+        range(len(bank)), {"trained_on": {"bank_labelled": len(bank)}, "C": c, "seed": SEED}
     )
     logits = cross_fitted_logits(fit, feats, [e.text for e in bank])
-    temperature, report = calibrate(logits, labels, classes)
-    model.temperature = temperature
-    model.meta["calibration"] = report
+    model.temperature, model.meta["calibration"] = calibrate(logits, labels, classes)
+    return model, logits
+
+
+def topic_features(
+    bank: Sequence[Example], topic_words: dict[str, tuple[str, ...]]
+) -> list[Counter[str]]:
+    """The topic (and crisis) model's features of every bank post (:func:`topic_featurize`)."""
+    cues = TopicCues(topic_words)
+    return [topic_featurize(e.text, cues) for e in bank]
+
+
+def train_topic(bank: Sequence[Example], feats: Sequence[Counter[str]]) -> LinearTextModel:
+    """The topic model over the taxonomy of DESIGN.md, trained on the bank set, calibrated.
+
+    ``feats`` are :func:`topic_features` of ``bank``.
+    """
+    labels = [str(e.topic) for e in bank]
+    model, _ = _train_bank_model("topic", bank, feats, labels, TOPIC_C, [t.value for t in Topic])
     return model
 
 
@@ -420,20 +424,17 @@ def critical_threshold(p_critical: Sequence[float], gold: Sequence[bool]) -> tup
 
 
 def train_crisis(
-    bank: Sequence[Example],
-    topic_words: dict[str, tuple[str, ...]],
-    signal_names: Sequence[str],
+    bank: Sequence[Example], feats: Sequence[Counter[str]], signal_names: Sequence[str]
 ) -> LinearTextModel:
     """The crisis model: ``none`` or the critical signal a post is about.
 
-    Same features as the topic model (the analyzer scores both in one pass),
-    trained on the bank set. ``meta.critical_threshold`` is the threshold on
-    P(critical) = 1 − P(none) chosen by :func:`critical_threshold` on
-    cross-fitted probabilities, so it never sees the validation files. Raises
-    ``ValueError`` naming the post when a critical post has no known signal.
+    Same features as the topic model (``feats``: :func:`topic_features` of
+    ``bank``; the analyzer scores both in one pass), trained on the bank set.
+    ``meta.critical_threshold`` is the threshold on P(critical) = 1 − P(none)
+    chosen by :func:`critical_threshold` on cross-fitted probabilities, so it
+    never sees the validation files. Raises ``ValueError`` naming the post
+    when a critical post has no known signal.
     """
-    cues = TopicCues(topic_words)
-    feats = [topic_featurize(e.text, cues) for e in bank]
     labels = []
     for e in bank:
         if e.critical and e.signal not in signal_names:
@@ -443,20 +444,12 @@ def train_crisis(
             )
         labels.append(str(e.signal) if e.critical else CRISIS_NONE)
     classes = [CRISIS_NONE, *signal_names]
-
-    fit = _bank_only_fit("crisis", feats, labels, CRISIS_C, classes)
-
-    model = fit(
-        range(len(bank)),
-        {"trained_on": {"bank_labelled": len(bank)}, "C": CRISIS_C, "seed": SEED},
-    )
-    logits = cross_fitted_logits(fit, feats, [e.text for e in bank])
-    temperature, report = calibrate(logits, labels, classes)
-    p_critical = [1.0 - softmax(row, temperature)[0] for row in logits]
+    model, logits = _train_bank_model("crisis", bank, feats, labels, CRISIS_C, classes)
+    p_critical = [1.0 - softmax(row, model.temperature)[0] for row in logits]
     gold = [label != CRISIS_NONE for label in labels]
     threshold, f2 = critical_threshold(p_critical, gold)
     recall, precision = _recall_precision(p_critical, gold, threshold)
-    report["critical_threshold"] = {
+    model.meta["calibration"]["critical_threshold"] = {
         "threshold": threshold,
         "cv_f2": round(f2, 4),
         "cv_recall": round(recall, 4),
@@ -467,8 +460,6 @@ def train_crisis(
             for t in range(1, 10)
         },
     }
-    model.temperature = temperature
-    model.meta["calibration"] = report
     model.meta["critical_threshold"] = threshold
     return model
 
@@ -485,14 +476,15 @@ def train_all(data_dir: Path, out_dir: Path) -> list[Path]:
     bank = load_bank()
     public = load_public(data_dir)
     lexicon = load_lexicon()
-    topic_words = {t.value: w for t, w in lexicon.topics.items()}
+    topic_feats = topic_features(bank, {t.value: w for t, w in lexicon.topics.items()})
     log.info("training sentiment on %d bank + %d public posts", len(bank), len(public))
     sentiment = train_sentiment(bank, public)
     log.info("sentiment calibration: %s", sentiment.meta["calibration"])
     log.info("training topic on %d bank posts", len(bank))
-    topic = train_topic(bank, topic_words)
+    topic = train_topic(bank, topic_feats)
     log.info("topic calibration: %s", topic.meta["calibration"])
-    crisis = train_crisis(bank, topic_words, [s.name for s in lexicon.signals if s.critical])
+    critical = [s.name for s in lexicon.signals if s.critical]
+    crisis = train_crisis(bank, topic_feats, critical)
     log.info("crisis calibration: %s", crisis.meta["calibration"])
     return [save_model(m, out_dir) for m in (sentiment, topic, crisis)]
 

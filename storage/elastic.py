@@ -213,6 +213,14 @@ class IndexInfo:
     indices: list[str] = field(default_factory=list)
 
 
+def _same_length(posts: list[Post], analysed: list[Post]) -> list[Post]:
+    """``analysed`` when it has one post per post of ``posts``; a re-analysis that
+    returned fewer (or more) must not drop posts silently, so it raises."""
+    if len(analysed) != len(posts):
+        raise ValueError(f"re-analysis returned {len(analysed)} posts for {len(posts)}")
+    return analysed
+
+
 @dataclass
 class RebuildReport:
     """Outcome of :meth:`ElasticPostStore.rebuild`."""
@@ -1065,14 +1073,14 @@ class ElasticPostStore:
         """``analyze(posts)``; if the batch raises, post by post, keeping a post whose
         re-analysis fails as it was. Returns the posts and the ids of those kept as they were."""
         try:
-            return analyze(posts), set()
+            return _same_length(posts, analyze(posts)), set()
         except Exception:  # analysis of one post must not stop the rebuild
             log.warning("re-analysing a page of %d posts failed; retrying one by one", len(posts))
         done: list[Post] = []
         kept: set[str] = set()
         for post in posts:
             try:
-                done.extend(analyze([post]))
+                done.extend(_same_length([post], analyze([post])))
             except Exception as exc:
                 done.append(post)
                 kept.add(post.id)
