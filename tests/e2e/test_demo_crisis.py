@@ -57,6 +57,20 @@ def write_config(path: Path, web_url: str, data_dir: Path) -> Path:
     return path
 
 
+def signal_incidents(incidents: list[Incident]) -> dict[str, Incident]:
+    """``signal:<name>`` → the incident holding that critical-signal match.
+
+    With grouping a signal's match may have joined the incident of another rule
+    about the same subject: its ``"<rule>:<key>"`` is then a member.
+    """
+    return {
+        member.split(":", 1)[1]: inc
+        for inc in incidents
+        for member in (inc.members or [f"{inc.rule}:{inc.key}"])
+        if member.startswith("critical_signal:")
+    }
+
+
 def test_scripted_crisis_raises_an_incident(tmp_path: Path) -> None:
     web = DemoWeb(load_scenario(SCENARIO), port=0, speed=12).start()
     data_dir = tmp_path / "data"
@@ -80,9 +94,15 @@ def test_scripted_crisis_raises_an_incident(tmp_path: Path) -> None:
             # Grouping: a rule may have joined another rule's incident (Incident.rules).
             return {rule for inc in incidents for rule in (inc.rules or [inc.rule])}
 
-        while (
-            time.monotonic() < deadline and not {"volume_spike", "critical_signal"} <= rules_seen()
-        ):
+        def settled() -> bool:
+            # Wait for everything asserted below: one detector pass writes its incidents
+            # one by one, so "both rules seen" can be read before the bank-run match is in.
+            return {"volume_spike", "critical_signal"} <= rules_seen() and {
+                "signal:bank_run",
+                "signal:collective_action",
+            } <= set(signal_incidents(incidents))
+
+        while time.monotonic() < deadline and not settled():
             assert service.poll() is None, "service died:\n" + log_path.read_text()[-4000:]
             time.sleep(2)
             if (data_dir / "state.db").exists():
@@ -113,14 +133,8 @@ def test_scripted_crisis_raises_an_incident(tmp_path: Path) -> None:
     assert incident.post_ids, "the incident must carry the posts of the spike"
     assert any(alert.incident_id == incident.id for alert in alerts)
     # The bank-run rumour and the collective action raise incidents graded at least
-    # III (较大) at once. With grouping a signal's match may have joined the incident
-    # of another rule about the same subject: its "<rule>:<key>" is then a member.
-    signals = {
-        member.split(":", 1)[1]: inc
-        for inc in incidents
-        for member in (inc.members or [f"{inc.rule}:{inc.key}"])
-        if member.startswith("critical_signal:")
-    }
+    # III (较大) at once.
+    signals = signal_incidents(incidents)
     assert {"signal:bank_run", "signal:collective_action"} <= set(signals), sorted(signals)
     assert all(inc.grade.severity >= Grade.III.severity for inc in signals.values())
     assert any(run.ok and run.kept > 0 for run in runs), runs
