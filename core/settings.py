@@ -941,7 +941,9 @@ class NlpConfig(_Strict):
         description=(
             "P(critical) at which the trained crisis model raises a critical signal; "
             "default: the threshold chosen at train time (in the model file). Higher: "
-            "fewer false alarms, more missed crises (see docs/nlp.md for the trade-off)."
+            "fewer false alarms, more missed crises (see docs/nlp.md for the trade-off). "
+            "A lexicon signal escalates when P(critical) reaches the trained confirm "
+            "threshold or this one, whichever is lower."
         ),
     )
 

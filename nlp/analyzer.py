@@ -12,10 +12,14 @@
   words that triggered them, plus the trained crisis model's signal when it
   is sure enough and the lexicon did not name it (``source="model"``, with
   the words that weighed most; never on a post read as praise).
-  ``critical`` means "escalate now": a critical signal fired and the post is
-  not a denial/clarification ("…系谣言").
-* Risk score — 1 − (1 − 0.35·P(negative)) · Π(1 − weight of each signal),
-  at least 0.6 when critical: 0 for praise, → 1 for a bank-run rumour.
+  ``critical`` means "escalate now": a critical signal fired, the post is
+  not a denial/clarification ("…系谣言"), and a lexicon signal is confirmed
+  by the crisis model (P(critical) at least its confirm threshold; trigger
+  words such as 曝光 or 倒闭 also occur in posts about a logo or a milk-tea
+  shop). An unconfirmed or denied signal is still reported, not critical.
+* Risk score — 1 − (1 − 0.35·P(negative)) · Π(1 − weight of each signal,
+  halved for a signal that is not critical), at least 0.6 when critical:
+  0 for praise, → 1 for a bank-run rumour.
 
 Everything runs on normalised text (``nlp.normalize.normalize_for_analysis``);
 the masked text keeps what the author wrote. No scikit-learn at run time.
@@ -51,8 +55,9 @@ log = logging.getLogger(__name__)
 MIN_TOPIC_CONFIDENCE = 0.2
 _NEGATIVITY_WEIGHT = 0.35
 _CRITICAL_FLOOR = 0.6
-# A denial ("…系谣言", a clarification notice) halves a signal's risk weight.
-_DENIAL_DAMPING = 0.5
+# A signal that is not critical (denied, "…系谣言", or not confirmed by the
+# crisis model) weighs half in the risk score.
+_NOT_CRITICAL_DAMPING = 0.5
 # The models' order in the analyzer's JointScorer.
 _SENTIMENT, _TOPIC, _CRISIS = 0, 1, 2
 
@@ -96,6 +101,10 @@ class Analyzer:
         self._scorer = JointScorer([self._sentiment_model, self._topic_model, self._crisis_model])
         trained = float(self._crisis_model.meta["critical_threshold"])
         self._crisis_threshold = trained if critical_threshold is None else critical_threshold
+        # Confirming the lexicon never asks more than raising a signal alone does.
+        self._confirm_threshold = min(
+            float(self._crisis_model.meta["confirm_threshold"]), self._crisis_threshold
+        )
         self._crisis_labels = self._crisis_model.classes
         self._topic_cues = TopicCues({t.value: words for t, words in self._lex.topics.items()})
         self._weights = {s.name: s.weight for s in self._lex.signals}
@@ -230,7 +239,8 @@ class Analyzer:
         else:
             sentiment, score, p_negative = Sentiment.NEUTRAL, 0.5, 0.0
             topic, confidence = Topic.OTHER, 0.0
-        signals, denied = self._signals(post.found)
+        p_critical = 1.0 - crisis_proba[0]
+        signals, denied = self._signals(post.found, p_critical >= self._confirm_threshold)
         # No hand-labelled critical post praises the bank (0 of 299); a praising
         # post the crisis model flags is about a crisis theme, not a crisis.
         if post.has_text and sentiment is not Sentiment.POSITIVE:
@@ -239,7 +249,7 @@ class Analyzer:
         calm = 1.0 - _NEGATIVITY_WEIGHT * p_negative
         for signal in signals:
             weight = self._weights[signal.name]
-            calm *= 1.0 - (weight * _DENIAL_DAMPING if denied else weight)
+            calm *= 1.0 - (weight if signal.critical else weight * _NOT_CRITICAL_DAMPING)
         risk = 1.0 - calm
         if critical:
             risk = max(risk, _CRITICAL_FLOOR)
@@ -309,19 +319,23 @@ class Analyzer:
                 break
         return chosen
 
-    def _signals(self, found: set[str]) -> tuple[list[Signal], bool]:
+    def _signals(self, found: set[str], confirmed: bool) -> tuple[list[Signal], bool]:
         """Signals among the lexicon phrases ``found`` in a post, and whether it is a denial.
 
-        In a denial the signals are still reported (analysts want to see a
-        rumour being answered) but none of them is critical.
+        A signal is critical only when its spec says so, the post is no denial
+        and the crisis model ``confirmed`` it (``Lexicon.critical_in`` is the
+        same verdict without the model). Otherwise it is still reported:
+        analysts want to see a rumour being answered, or a trigger word the
+        model read as harmless.
         """
         denied = not self._denials.isdisjoint(found)
+        escalates = confirmed and not denied
         signals = []
         for spec, words in self._signal_words:
             if found.isdisjoint(words):
                 continue
             triggers = [w for w in spec.words if w in found]
             signals.append(
-                Signal(name=spec.name, triggers=triggers, critical=spec.critical and not denied)
+                Signal(name=spec.name, triggers=triggers, critical=spec.critical and escalates)
             )
         return signals, denied

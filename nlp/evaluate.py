@@ -15,6 +15,8 @@ from typing import Protocol
 
 from core.models import Analysis
 from core.vocab import Sentiment, Topic
+from nlp.lexicon import load_lexicon
+from nlp.normalize import normalize_for_analysis
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ class EvalResult:
     topic: ClassReport | None
     critical: ClassReport | None
     errors: list[tuple[str, str, str]] = field(default_factory=list)
-    # The critical flag from lexicon signals alone (the crisis model ignored):
+    # The critical flag from the lexicon's verdict alone (Lexicon.critical_in; the
+    # crisis model neither adds signals nor confirms the lexicon's):
     # what the trained model adds, and what it costs in false alarms.
     critical_lexicon: ClassReport | None = None
 
@@ -183,9 +186,8 @@ def evaluate(analyzer: _Analyzes, examples: Sequence[Example]) -> EvalResult:
         critical = class_report(
             gold, ["critical" if a.critical else "not_critical" for _, a in with_crit], labels
         )
-        by_lexicon = [
-            any(s.critical and s.source == "lexicon" for s in a.signals) for _, a in with_crit
-        ]
+        lexicon = load_lexicon()
+        by_lexicon = [lexicon.critical_in(normalize_for_analysis(e.text)) for e, _ in with_crit]
         critical_lexicon = class_report(
             gold, ["critical" if f else "not_critical" for f in by_lexicon], labels
         )

@@ -33,6 +33,17 @@ class Lexicon:
     signals: tuple[SignalSpec, ...]
     denials: tuple[str, ...]
 
+    def critical_in(self, text: str) -> bool:
+        """The lexicon's own verdict on normalised ``text``: a critical signal's phrase
+        occurs and no denial does (substring matches, as the analyzer's scan).
+
+        The analyzer then asks the crisis model to confirm it; training and the
+        "lexicon alone" evaluation figure use this verdict as it stands.
+        """
+        if any(d in text for d in self.denials):
+            return False
+        return any(spec.critical and any(w in text for w in spec.words) for spec in self.signals)
+
 
 @lru_cache(maxsize=1)
 def load_lexicon() -> Lexicon:

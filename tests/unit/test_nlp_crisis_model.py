@@ -19,8 +19,11 @@ from nlp.model import LinearTextModel, load_model, model_dir, save_model
 SIGNALS = tuple(s.name for s in load_lexicon().signals if s.critical)
 
 
-def _tiny_crisis(threshold: float) -> LinearTextModel:
-    """Votes bank_run on the characters 取款机 / 空了 / 限额, nothing else."""
+def _tiny_crisis(threshold: float, confirm: float = 0.0) -> LinearTextModel:
+    """Votes bank_run on the characters 取款机 / 空了 / 限额, nothing else.
+
+    Without them P(critical) is its prior, e^0·7 / (e^2 + 7) ≈ 0.486.
+    """
     run = SIGNALS.index("bank_run") + 1
     row = [0.0] * (len(SIGNALS) + 1)
     row[run] = 6.0
@@ -34,7 +37,7 @@ def _tiny_crisis(threshold: float) -> LinearTextModel:
             "w:限额": (1.0, tuple(row)),
         },
         intercept=(2.0, *([0.0] * len(SIGNALS))),
-        meta={"critical_threshold": threshold},
+        meta={"critical_threshold": threshold, "confirm_threshold": confirm},
     )
 
 
@@ -91,22 +94,74 @@ def test_no_second_signal_when_the_lexicon_named_it(analyzer: Analyzer) -> None:
     ]
 
 
-def test_threshold_comes_from_the_model_file(models: Path, tmp_path: Path) -> None:
+def _analyzer_with(
+    crisis: LinearTextModel, models: Path, directory: Path, **kwargs: float
+) -> Analyzer:
+    """An analyzer of the shipped sentiment and topic models and ``crisis``."""
     for name in ("sentiment", "topic"):
-        shutil.copy(models / f"{name}.json", tmp_path / f"{name}.json")
-    save_model(_tiny_crisis(0.9999), tmp_path)  # P(critical) of RUN: ≈ 0.9998
-    strict = Analyzer(Watchlist(), model_dir=tmp_path)
+        shutil.copy(models / f"{name}.json", directory / f"{name}.json")
+    save_model(crisis, directory)
+    return Analyzer(Watchlist(), model_dir=directory, **kwargs)
+
+
+def test_threshold_comes_from_the_model_file(models: Path, tmp_path: Path) -> None:
+    # P(critical) of RUN: ≈ 0.9998
+    strict = _analyzer_with(_tiny_crisis(0.9999), models, tmp_path)
     assert not strict.analyze(RUN).signals
     assert "+crisis-test." in strict.model_version
 
 
-def test_shipped_crisis_model_has_a_threshold_chosen_at_train_time() -> None:
+def test_lexicon_signal_escalates_only_when_the_model_confirms_it(
+    models: Path, tmp_path: Path
+) -> None:
+    # Confirm at 0.6: a bare 挤兑 (P(critical) ≈ 0.49, the prior) is reported, not
+    # escalated, and weighs half in the risk score; with the run's words
+    # (≈ 0.9998) the same lexicon signal escalates.
+    analyzer = _analyzer_with(_tiny_crisis(0.99995, confirm=0.6), models, tmp_path)
+    weak = analyzer.analyze("澜海挤兑了，大家快去")
+    assert [(s.name, s.source, s.critical) for s in weak.signals] == [
+        ("bank_run", "lexicon", False)
+    ]
+    assert "挤兑" in weak.signals[0].triggers and not weak.critical and weak.risk_score < 0.6
+    strong = analyzer.analyze("澜海取款机都空了，挤兑了，大家快去")
+    assert [(s.name, s.source, s.critical) for s in strong.signals] == [
+        ("bank_run", "lexicon", True)
+    ]
+    assert strong.critical and strong.risk_score >= 0.6
+    # A configured threshold below the trained confirm threshold lowers it too:
+    # confirming the lexicon never asks more than raising a signal alone.
+    lenient = Analyzer(Watchlist(), model_dir=tmp_path, critical_threshold=0.3)
+    assert lenient.analyze("澜海挤兑了，大家快去").critical
+
+
+def test_lexicon_verdict_is_the_analyzers_without_the_model(
+    models: Path, tmp_path: Path
+) -> None:
+    """Lexicon.critical_in (training, "lexicon alone") agrees with the analyzer's
+    lexicon path when the model confirms everything and raises nothing."""
+    from nlp.evaluate import load_jsonl
+    from nlp.normalize import normalize_for_analysis
+    from nlp.train import BANK_TRAIN_HARD
+
+    analyzer = _analyzer_with(_tiny_crisis(1.0, confirm=0.0), models, tmp_path)
+    lexicon = load_lexicon()
+    examples = load_jsonl(BANK_TRAIN_HARD)
+    verdicts = [lexicon.critical_in(normalize_for_analysis(e.text)) for e in examples]
+    assert any(verdicts) and not all(verdicts)
+    for e, verdict in zip(examples, verdicts, strict=True):
+        assert analyzer.analyze(e.text).critical == verdict, e.text
+
+
+def test_shipped_crisis_model_has_thresholds_chosen_at_train_time() -> None:
     model = load_model("crisis")
     assert model.classes == ("none", *SIGNALS)
     threshold = model.meta["critical_threshold"]
+    confirm = model.meta["confirm_threshold"]
     chosen = model.meta["calibration"]["critical_threshold"]
     assert 0.05 <= threshold <= 0.95 and chosen["threshold"] == threshold
-    assert chosen["cv_recall"] >= 0.9  # cross-fitted on the training posts
+    assert 0.0 <= confirm <= threshold and chosen["confirm_threshold"] == confirm
+    recall, _ = chosen["cv_recall_precision"]  # cross-fitted on the training posts
+    assert recall >= 0.9
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_lexicon_names_every_signal_of_the_issue() -> None:
         ("澜海银行被金融监管总局罚款三百万", "regulator", "罚款"),
         ("央视曝光澜海银行违规收费", "media_expose", "曝光"),
         ("再不赔钱我就去网点跳楼", "violence", "跳楼"),
-        ("澜海銀行要倒閉了", "bank_run", "倒闭"),  # traditional script still triggers
+        ("聽說澜海銀行要倒閉了，趕緊取錢", "bank_run", "倒闭"),  # traditional script
     ],
 )
 def test_signal_and_its_trigger(analyzer: Analyzer, text: str, signal: str, trigger: str) -> None:
@@ -52,6 +52,17 @@ def test_signal_and_its_trigger(analyzer: Analyzer, text: str, signal: str, trig
     assert signal in found
     assert trigger in found[signal].triggers
     assert a.critical and a.risk_score >= 0.6
+
+
+def test_a_trigger_word_the_model_reads_as_harmless_is_reported_not_escalated(
+    analyzer: Analyzer,
+) -> None:
+    # 曝光 is also "unveiled": the shipped crisis model does not confirm the lexicon here.
+    a = analyzer.analyze("澜海银行新logo曝光，蓝色波浪换成了海鸥")
+    assert [(s.name, s.source, s.critical) for s in a.signals] == [
+        ("media_expose", "lexicon", False)
+    ]
+    assert not a.critical and a.risk_score < 0.6
 
 
 def test_denial_reports_signal_but_is_not_critical(analyzer: Analyzer) -> None:

@@ -13,7 +13,8 @@ from nlp.train import (
     TRAIN_FILES,
     VALIDATION_FILES,
     calibrate,
-    critical_threshold,
+    critical_flags,
+    critical_thresholds,
     fit_linear,
     main,
 )
@@ -22,7 +23,7 @@ from nlp.train import (
 def test_bank_sets_are_labelled_and_disjoint() -> None:
     files = [*TRAIN_FILES, *VALIDATION_FILES]
     sets = {path.name: load_jsonl(path) for path in files}
-    assert len(sets) == 6 and all(len(examples) >= 100 for examples in sets.values())
+    assert len(sets) == 9 and all(len(examples) >= 100 for examples in sets.values())
     # Pairwise disjoint even after normalisation (a traditional-character or
     # full-width copy of a training post would be the same post to the model).
     owner: dict[str, str] = {}
@@ -40,12 +41,36 @@ def test_bank_sets_are_labelled_and_disjoint() -> None:
         assert all(e.signal in signals for e in load_jsonl(path) if e.critical), path.name
 
 
-def test_critical_threshold_maximises_f2() -> None:
-    # Gold: 2 critical of 5. At 0.6 both are found with one false alarm
-    # (P 2/3, R 1: F2 0.909); at 0.85 one is found alone (P 1, R 0.5: F2 0.556).
-    threshold, f2 = critical_threshold([0.9, 0.6, 0.7, 0.2, 0.1], [True, True, False, False, False])
+def test_critical_thresholds_maximise_f2() -> None:
+    # Gold: 2 critical of 5, no lexicon hit. At 0.6 both are found with one false
+    # alarm (P 2/3, R 1: F2 0.909); at 0.85 one is found alone (P 1, R 0.5: F2 0.556).
+    no_lex = [False] * 5
+    threshold, confirm, f2 = critical_thresholds(
+        [0.9, 0.6, 0.7, 0.2, 0.1], [True, True, False, False, False], no_lex, no_lex
+    )
     assert threshold == 0.6 and f2 == pytest.approx(10 / 11)
-    assert critical_threshold([0.4, 0.3], [False, False]) == (0.5, 0.0)
+    assert confirm == 0.0  # nothing to confirm: the tie goes to the lowest
+    assert critical_thresholds([0.4, 0.3], [False, False], [False] * 2, [False] * 2) == (
+        0.5,
+        0.0,
+        0.0,
+    )
+
+
+def test_confirm_threshold_overrules_the_lexicon_only_where_the_data_demands() -> None:
+    # The lexicon fires on three posts: two critical (P(critical) 0.3 and 0.08) and
+    # a harmless one (0.02, "曝光" in a post about a new logo). Confirming at
+    # 0.03–0.08 keeps both critical posts and drops the false alarm; the tie goes
+    # to the lowest such value.
+    p = [0.3, 0.08, 0.02, 0.01]
+    gold = [True, True, False, False]
+    lexicon = [True, True, True, False]
+    threshold, confirm, f2 = critical_thresholds(p, gold, lexicon, [False] * 4)
+    assert confirm == 0.03 and f2 == pytest.approx(1.0)
+    assert critical_flags(p, lexicon, [False] * 4, threshold, confirm) == gold
+    # A blocked post (a denial, or praise) is raised by the lexicon path only.
+    assert critical_flags([0.9], [False], [True], 0.5, 0.1) == [False]
+    assert critical_flags([0.9], [True], [True], 0.5, 0.1) == [True]
 
 
 def test_calibration_keeps_a_temperature_only_if_ece_improves() -> None:
@@ -124,4 +149,7 @@ def test_shipped_models_match_a_fresh_training(tmp_path: Path) -> None:
     for name in ("sentiment", "topic", "crisis"):
         fresh = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
         shipped = json.loads((model_dir() / f"{name}.json").read_text(encoding="utf-8"))
-        assert fresh == shipped, f"{name}.json is stale: run python -m nlp.train"
+        assert fresh == shipped, (
+            f"{name}.json is stale: run python -m nlp.train (shipped trained with "
+            f"{shipped['meta'].get('trained_with')}, this run {fresh['meta']['trained_with']})"
+        )
