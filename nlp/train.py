@@ -35,7 +35,8 @@ the first training file), ``nlp/data/bank_validation_independent.jsonl``
 (written and labelled later, in a noisier style, labelled before any model
 was run on it), ``nlp/data/bank_validation_fresh.jsonl`` (written blind) and
 ``nlp/data/bank_validation_holdout.jsonl`` (written blind, scored once after
-the models were final). They are what ``yuqing nlp eval`` and
+the models were final) and ``nlp/data/bank_validation_blind.jsonl`` (the same,
+one round later). They are what ``yuqing nlp eval`` and
 ``bench/bench_nlp.py`` report on; a test checks that the training and
 validation files are pairwise disjoint.
 scikit-learn is needed to train only; the shipped models are plain JSON.
@@ -83,12 +84,16 @@ BANK_TRAIN_HARD = Path(__file__).with_name("data") / "bank_labelled_hard.jsonl"
 BANK_TRAIN_CONTRAST = Path(__file__).with_name("data") / "bank_labelled_contrast.jsonl"
 # One-liners (6–25 characters), written blind: a bare rumour is critical too.
 BANK_TRAIN_SHORT = Path(__file__).with_name("data") / "bank_labelled_short.jsonl"
+# Written blind from a brief naming the holdout file's main error (neutral
+# questions, notices and flat news on worrying subjects read as negative).
+BANK_TRAIN_NEUTRAL = Path(__file__).with_name("data") / "bank_labelled_neutral.jsonl"
 TRAIN_FILES = (
     BANK_TRAIN,
     BANK_TRAIN_EXTRA,
     BANK_TRAIN_HARD,
     BANK_TRAIN_CONTRAST,
     BANK_TRAIN_SHORT,
+    BANK_TRAIN_NEUTRAL,
 )
 BANK_VALIDATION = Path(__file__).with_name("data") / "bank_validation.jsonl"
 BANK_VALIDATION_INDEPENDENT = Path(__file__).with_name("data") / "bank_validation_independent.jsonl"
@@ -98,11 +103,16 @@ BANK_VALIDATION_FRESH = Path(__file__).with_name("data") / "bank_validation_fres
 # Written blind like the fresh file, then left unread (by people and models)
 # until the models of 2026-12-07 were final: scored once, never tuned on.
 BANK_VALIDATION_HOLDOUT = Path(__file__).with_name("data") / "bank_validation_holdout.jsonl"
+# Written blind after the holdout file's errors were read (its neutral posts
+# read as negative shaped the brief of bank_labelled_neutral.jsonl); scored once,
+# after the models trained with that file were final.
+BANK_VALIDATION_BLIND = Path(__file__).with_name("data") / "bank_validation_blind.jsonl"
 VALIDATION_FILES = (
     BANK_VALIDATION,
     BANK_VALIDATION_INDEPENDENT,
     BANK_VALIDATION_FRESH,
     BANK_VALIDATION_HOLDOUT,
+    BANK_VALIDATION_BLIND,
 )
 
 # (file, rows sampled). Public texts are cut to MAX_CHARS: long reviews add
