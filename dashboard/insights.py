@@ -8,7 +8,6 @@ already PII-masked by the data module; author names are masked here.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ import pandas as pd
 from core.models import Post
 from nlp.keywords import top_keywords
 from nlp.pii import mask_pii
+from reports.incident import signal_lines
 
 ANONYMOUS = "（匿名）"
 
@@ -225,14 +225,6 @@ def top_by_reach(authors: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     return order.head(n).reset_index(drop=True)
 
 
-@dataclass
-class _SignalTally:
-    critical: bool = False
-    posts: set[str] = field(default_factory=set)
-    model_posts: set[str] = field(default_factory=set)
-    triggers: Counter[str] = field(default_factory=Counter)
-
-
 def signals_frame(posts: Sequence[Post], labels: dict[str, str] | None = None) -> pd.DataFrame:
     """Risk signals found in ``posts`` with the words that triggered them, critical first.
 
@@ -240,28 +232,18 @@ def signals_frame(posts: Sequence[Post], labels: dict[str, str] | None = None) -
     ``critical``, ``posts`` (posts carrying it), ``model_posts`` (of those, the
     ones where the trained crisis model raised it, not the lexicon: its
     "triggers" are the words that weighed most) and ``triggers`` (the distinct
-    trigger words, most frequent first, joined with 、).
+    trigger words, most frequent first, joined with 、). The tally is the
+    incident report's (:func:`reports.incident.signal_lines`).
     """
-    found: dict[str, _SignalTally] = {}
-    for post in posts:
-        if post.analysis is None:
-            continue
-        for sig in post.analysis.signals:
-            t = found.setdefault(sig.name, _SignalTally())
-            t.critical = t.critical or sig.critical
-            t.posts.add(post.id)
-            if sig.source == "model":
-                t.model_posts.add(post.id)
-            t.triggers.update(sig.triggers)
     rows = [
         (
-            (labels or {}).get(name, name),
-            t.critical,
-            len(t.posts),
-            len(t.model_posts),
-            "、".join(mask_pii(w) for w in sorted(t.triggers, key=lambda w: (-t.triggers[w], w))),
+            (labels or {}).get(line.name, line.name),
+            line.critical,
+            line.posts,
+            line.model_posts,
+            "、".join(line.triggers),
         )
-        for name, t in found.items()
+        for line in signal_lines(posts)
     ]
     frame = pd.DataFrame(rows, columns=_SIGNAL_COLUMNS)
     order = frame.sort_values(["critical", "posts", "signal"], ascending=[False, False, True])

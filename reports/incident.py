@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,6 +36,7 @@ from reports.model import HourPoint, IncidentReport, SignalLine, TicketLine, Tim
 
 MAX_POSTS = 200
 TOP_POSTS = 10
+SIGNAL_TRIGGERS = 8  # trigger words per signal in the report
 TICKET_LOOKBACK = timedelta(days=30)
 TICKET_LIMIT = 100_000
 
@@ -122,7 +124,9 @@ def gather_incident_report(
             len(found),
         ),
         sentiment_mix=shares(sentiment_rows, len(found)),
-        signals=_signals(found),
+        signals=[
+            replace(line, triggers=line.triggers[:SIGNAL_TRIGGERS]) for line in signal_lines(found)
+        ],
         top_posts=[post_item(p, zone) for p in ranked[:TOP_POSTS]],
         tickets=_tickets(state, incident, zone),
         hourly=_hourly(found, zone),
@@ -175,31 +179,39 @@ def _timeline(state: StateStore, incident: Incident, zone: ZoneInfo) -> list[Tim
     ]
 
 
-def _signals(found: Sequence[Post]) -> list[SignalLine]:
-    posts_with: Counter[str] = Counter()
-    by_model: Counter[str] = Counter()
+def signal_lines(posts: Sequence[Post]) -> list[SignalLine]:
+    """Every signal among ``posts``, most posts first (then by name).
+
+    Per signal: the distinct posts carrying it, how many of those had it raised
+    by the trained crisis model (``source="model"``), whether it was critical
+    on any of them, and every trigger word (control characters removed, PII
+    masked), most frequent first, ties by code point. The incident report and
+    the dashboard's incident room both show this tally.
+    """
+    carrying: dict[str, set[str]] = {}
+    by_model: dict[str, set[str]] = {}
     triggers: dict[str, Counter[str]] = {}
     critical: dict[str, bool] = {}
-    for post in found:
+    for post in posts:
         if post.analysis is None:
             continue
         for signal in post.analysis.signals:
-            posts_with[signal.name] += 1
-            by_model[signal.name] += signal.source == "model"
+            carrying.setdefault(signal.name, set()).add(post.id)
+            if signal.source == "model":
+                by_model.setdefault(signal.name, set()).add(post.id)
             triggers.setdefault(signal.name, Counter()).update(signal.triggers)
             critical[signal.name] = critical.get(signal.name, False) or signal.critical
     return [
         SignalLine(
             name=name,
-            posts=n,
+            posts=len(ids),
             triggers=[
-                clean(w)
-                for w, _ in sorted(triggers[name].items(), key=lambda kv: (-kv[1], kv[0]))[:8]
+                clean(w) for w, _ in sorted(triggers[name].items(), key=lambda kv: (-kv[1], kv[0]))
             ],
             critical=critical[name],
-            model_posts=by_model[name],
+            model_posts=len(by_model.get(name, ())),
         )
-        for name, n in sorted(posts_with.items(), key=lambda kv: (-kv[1], kv[0]))
+        for name, ids in sorted(carrying.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     ]
 
 

@@ -303,7 +303,7 @@ def test_hostile_posts_are_cut_cleaned_and_still_render(seed: Seed, tmp_path: Pa
 
 def test_incident_report_counts_the_signals_the_crisis_model_raised(seed: Seed) -> None:
     from core.models import Analysis, Post, Signal
-    from reports.incident import _signals
+    from reports.incident import signal_lines
 
     def post(n: int, signal: Signal) -> Post:
         return Post(
@@ -319,7 +319,7 @@ def test_incident_report_counts_the_signals_the_crisis_model_raised(seed: Seed) 
 
     lexicon = Signal(name="bank_run", triggers=["挤兑"], critical=True)
     model = Signal(name="bank_run", triggers=["取款机", "空了"], critical=True, source="model")
-    lines = _signals([post(1, lexicon), post(2, model), post(3, model)])
+    lines = signal_lines([post(1, lexicon), post(2, model), post(3, model)])
     assert [(s.name, s.posts, s.model_posts) for s in lines] == [("bank_run", 3, 2)]
     assert lines[0].triggers == ["取款机", "空了", "挤兑"]  # by count, then code point
     table = _report(seed).signals_table()
