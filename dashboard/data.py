@@ -622,9 +622,7 @@ class DashboardData:
             )
         return pd.DataFrame(rows, columns=columns)
 
-    def kpis(
-        self, since: datetime, until: datetime, *, volume: pd.DataFrame | None = None
-    ) -> Kpis:
+    def kpis(self, since: datetime, until: datetime, *, volume: pd.DataFrame | None = None) -> Kpis:
         """Total, negative and critical posts in ``[since, until)`` and incidents open now.
 
         ``volume``: this same window's :meth:`volume_over_time` frame, if the

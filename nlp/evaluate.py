@@ -23,13 +23,16 @@ from nlp.normalize import normalize_for_analysis
 class Example:
     """One labelled post. ``topic``/``critical``/``signal`` are ``None`` when the file
     does not give them. ``signal`` names the crisis signal of a critical post (a
-    lexicon signal name; checked where it is used, by ``nlp.train``)."""
+    lexicon signal name; checked where it is used, by ``nlp.train``).
+    ``source`` is the name of the file it was read from: each bank file has its
+    own author, and training cross-fits by it (``nlp.train.cross_fitted_logits``)."""
 
     text: str
     sentiment: str
     topic: str | None = None
     critical: bool | None = None
     signal: str | None = None
+    source: str = ""
 
 
 def load_jsonl(path: Path) -> list[Example]:
@@ -51,6 +54,7 @@ def load_jsonl(path: Path) -> list[Example]:
                         topic=None if topic is None else Topic(topic).value,
                         critical=None if critical is None else bool(critical),
                         signal=None if signal is None else str(signal),
+                        source=path.name,
                     )
                 )
             except (KeyError, ValueError, TypeError, AttributeError) as exc:

@@ -17,26 +17,29 @@ The topic model (the taxonomy of DESIGN.md) and the crisis model (``none``
 or the critical signal a post is about) are trained on the bank files only,
 with topic-lexicon hit counts as extra features. The crisis model's
 thresholds on P(critical) — to raise a signal alone, and to confirm the
-lexicon's — are chosen together by cross-fitted F2 (:func:`critical_thresholds`).
+lexicon's — are chosen together on cross-fitted posts: the most precise pair
+that reaches the recall target (:func:`critical_thresholds`).
 
 Calibration: each model's probabilities are temperature-scaled. The
 temperature is fitted (least negative log-likelihood on a fixed grid) on
-*cross-fitted* logits of the bank training posts: the posts are put in
-``CALIBRATION_FOLDS`` folds by a stable hash of their text, and each post is
-scored by a model trained without its fold (public data always in); it is
-kept only if it also lowers the cross-fitted ECE. So the calibration split
-is never trained on by the model that scores it, and the shipped model
-still learns from every bank post. The temperature and the before/after
+*cross-fitted* logits of the bank training posts: each post is scored by a
+model trained without the file it comes from (public data always in), and
+each file has its own author, so every post is scored as new authors' text
+is at run time; it is kept only if it also lowers the cross-fitted ECE. So
+the calibration split is never trained on by the model that scores it, and
+the shipped model still learns from every bank post. The temperature and the before/after
 log-loss and ECE go into the model file's ``meta.calibration``.
 
 The validation files ``VALIDATION_FILES`` are never read here:
 ``nlp/data/bank_validation.jsonl`` (held out from the start, same authors as
 the first training file), ``nlp/data/bank_validation_independent.jsonl``
 (written and labelled later, in a noisier style, labelled before any model
-was run on it), ``nlp/data/bank_validation_fresh.jsonl`` (written blind) and
+was run on it), ``nlp/data/bank_validation_fresh.jsonl`` (written blind),
 ``nlp/data/bank_validation_holdout.jsonl`` (written blind, scored once after
-the models were final) and ``nlp/data/bank_validation_blind.jsonl`` (the same,
-one round later). They are what ``yuqing nlp eval`` and
+the models were final), ``nlp/data/bank_validation_blind.jsonl`` (the same,
+one round later), ``nlp/data/bank_validation_sealed.jsonl`` and
+``nlp/data/bank_validation_final.jsonl`` (the same, in the next two rounds).
+They are what ``yuqing nlp eval`` and
 ``bench/bench_nlp.py`` report on; a test checks that the training and
 validation files are pairwise disjoint.
 scikit-learn is needed to train only; the shipped models are plain JSON.
@@ -46,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import logging
 import math
 import random
@@ -87,6 +89,21 @@ BANK_TRAIN_SHORT = Path(__file__).with_name("data") / "bank_labelled_short.jsonl
 # Written blind from a brief naming the holdout file's main error (neutral
 # questions, notices and flat news on worrying subjects read as negative).
 BANK_TRAIN_NEUTRAL = Path(__file__).with_name("data") / "bank_labelled_neutral.jsonl"
+# Three more written blind on 2026-12-07 (third round), each by its own author: look-alikes of
+# the seven crises (resolved, another bank's, only asked about, one customer's,
+# notices, jokes, figures of speech) beside understated real ones (lookalike);
+# the author's tone against the subject's (tone: neutral questions and notices
+# on worrying subjects, praise in negative words, politely worded complaints);
+# and a week of text as five platforms write it (stream: Weibo, forums,
+# complaint tickets, app reviews, news).
+BANK_TRAIN_LOOKALIKE = Path(__file__).with_name("data") / "bank_labelled_lookalike.jsonl"
+BANK_TRAIN_TONE = Path(__file__).with_name("data") / "bank_labelled_tone.jsonl"
+BANK_TRAIN_STREAM = Path(__file__).with_name("data") / "bank_labelled_stream.jsonl"
+# Pairs written blind after that round: one short claim asserted about the bank
+# (critical) beside the same claim asked, doubted, denied, over, joked about or
+# told of another bank (not). The earlier files held nearly only the asked form
+# of bare rumours, so "澜海银行要倒闭了" itself had read as harmless (P 0.02).
+BANK_TRAIN_PAIRS = Path(__file__).with_name("data") / "bank_labelled_pairs.jsonl"
 TRAIN_FILES = (
     BANK_TRAIN,
     BANK_TRAIN_EXTRA,
@@ -94,6 +111,10 @@ TRAIN_FILES = (
     BANK_TRAIN_CONTRAST,
     BANK_TRAIN_SHORT,
     BANK_TRAIN_NEUTRAL,
+    BANK_TRAIN_LOOKALIKE,
+    BANK_TRAIN_TONE,
+    BANK_TRAIN_STREAM,
+    BANK_TRAIN_PAIRS,
 )
 BANK_VALIDATION = Path(__file__).with_name("data") / "bank_validation.jsonl"
 BANK_VALIDATION_INDEPENDENT = Path(__file__).with_name("data") / "bank_validation_independent.jsonl"
@@ -107,12 +128,22 @@ BANK_VALIDATION_HOLDOUT = Path(__file__).with_name("data") / "bank_validation_ho
 # read as negative shaped the brief of bank_labelled_neutral.jsonl); scored once,
 # after the models trained with that file were final.
 BANK_VALIDATION_BLIND = Path(__file__).with_name("data") / "bank_validation_blind.jsonl"
+# Written blind before any change of that round (in parallel with the lookalike,
+# tone and stream training files), left unread until the models trained with
+# those were final, and scored once.
+BANK_VALIDATION_SEALED = Path(__file__).with_name("data") / "bank_validation_sealed.jsonl"
+# Written blind after the sealed file was scored (its author saw only the other
+# files' names), in parallel with the pairs training file; left unread until the
+# models trained with that file were final, and scored once.
+BANK_VALIDATION_FINAL = Path(__file__).with_name("data") / "bank_validation_final.jsonl"
 VALIDATION_FILES = (
     BANK_VALIDATION,
     BANK_VALIDATION_INDEPENDENT,
     BANK_VALIDATION_FRESH,
     BANK_VALIDATION_HOLDOUT,
     BANK_VALIDATION_BLIND,
+    BANK_VALIDATION_SEALED,
+    BANK_VALIDATION_FINAL,
 )
 
 # (file, rows sampled). Public texts are cut to MAX_CHARS: long reviews add
@@ -132,10 +163,19 @@ MAX_CHARS = 160
 # char n-grams such as 客户 learn "negative" from the crisis posts. 12 is the
 # largest tried that gets them all right (the validation files were not used).
 BANK_WEIGHT = 12.0
-SENTIMENT_C = 4.0
+# Sentiment macro-F1 on the 2,920 bank posts cross-fitted by source file
+# (BANK_WEIGHT 12): C = 4 0.818, 2 0.823, 1 0.826, 0.5 0.829 — but at 0.5
+# 一点都不满意 reads as praise (the same order with random folds). At weight 16
+# or 20, 很不耐心 reads as praise. Topic (C 10/20/40: 0.819/0.820/0.818) and
+# crisis (C 5/10/20: F2 0.904/0.906/0.906), measured with random folds, are
+# flat, so they stay.
+SENTIMENT_C = 1.0
 TOPIC_C = 20.0
 CRISIS_C = 10.0
 CRISIS_NONE = "none"
+# The crisis rule's operating point (the issue's goal): the thresholds are the
+# most precise ones whose recall on the cross-fitted training posts reaches it.
+CRITICAL_RECALL_TARGET = 0.95
 MIN_DF = 2
 # Chosen by the cross-fitted macro-F1 of the sentiment model on the bank
 # training posts (meta.calibration.cv_macro_f1, never the validation files),
@@ -148,7 +188,6 @@ MAX_FEATURES = 10000
 # (with 1,720 bank posts n:耐心 fell out and 很不耐心 read as praise). Cross-fitted
 # sentiment macro-F1 0.802 → 0.805; the topic and crisis models keep the plain cut.
 SENTIMENT_ALWAYS_KEPT = ("n:", "s:", "f:")
-CALIBRATION_FOLDS = 5
 # Temperatures tried when calibrating: 0.20, 0.21, … 5.00.
 TEMPERATURE_GRID = tuple(round(0.2 + 0.01 * i, 2) for i in range(481))
 
@@ -205,11 +244,6 @@ def topic_featurize(text: str, cues: TopicCues) -> Counter[str]:
     return feats
 
 
-def calibration_fold(text: str) -> int:
-    """The calibration fold of a post: a stable hash of its text (same on every machine)."""
-    return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % CALIBRATION_FOLDS
-
-
 def fit_temperature(logits: Sequence[Sequence[float]], gold: Sequence[int]) -> float:
     """The temperature of ``TEMPERATURE_GRID`` with the least mean negative log-likelihood.
 
@@ -234,35 +268,44 @@ def _nll(logits: Sequence[Sequence[float]], gold: Sequence[int], t: float) -> fl
 def cross_fitted_logits(
     fit: Callable[[Sequence[int]], LinearTextModel],
     feats: Sequence[Counter[str]],
-    texts: Sequence[str],
+    sources: Sequence[str],
 ) -> list[list[float]]:
-    """Logits of every bank training post from a model trained without its fold.
+    """Logits of every bank training post from a model trained without its source file.
 
     ``fit(indices)`` trains a model on the posts at ``indices`` (plus whatever
-    else the caller always trains on); the posts are put in
-    ``CALIBRATION_FOLDS`` folds by :func:`calibration_fold`.
+    else the caller always trains on); ``sources[i]`` is the file post ``i``
+    came from (``Example.source``). Each file has its own author, so a held-out
+    file reads as a new author's text does at run time: random folds let a
+    post be scored by a model that learned its author's habits from the same
+    file, and their figures were more optimistic than every blind file's
+    (docs/nlp.md). Raises ``ValueError`` with fewer than two sources.
     """
-    folds = [calibration_fold(t) for t in texts]
-    logits: list[list[float]] = [[] for _ in texts]
-    for fold in range(CALIBRATION_FOLDS):
-        held = [i for i, f in enumerate(folds) if f == fold]
-        if not held:
-            continue
-        model = fit([i for i, f in enumerate(folds) if f != fold])
+    groups = sorted(set(sources))
+    if len(groups) < 2:
+        raise ValueError(f"cross-fitting needs posts from two or more files, got {groups}")
+    logits: list[list[float]] = [[] for _ in sources]
+    for group in groups:
+        held = [i for i, src in enumerate(sources) if src == group]
+        model = fit([i for i, src in enumerate(sources) if src != group])
         for i in held:
             logits[i] = model.scores(feats[i])
     return logits
 
 
 def calibrate(
-    logits: Sequence[Sequence[float]], labels: Sequence[str], classes: Sequence[str]
+    logits: Sequence[Sequence[float]],
+    labels: Sequence[str],
+    classes: Sequence[str],
+    *,
+    folds: int,
 ) -> tuple[float, dict[str, Any]]:
-    """Fit a temperature on cross-fitted ``logits``; returns it and a report for ``meta``.
+    """Fit a temperature on cross-fitted ``logits``; returns it and a report for ``meta``
+    (``folds``: how many source files they were cross-fitted over).
 
     The temperature of least log-loss is kept only if it also lowers the
     cross-fitted ECE; otherwise the model ships at temperature 1. Log-loss
     rewards sharpness as well as calibration, and with a few hundred bank
-    posts the fold models (each trained on 80% of them) are weaker than the
+    posts the fold models (each trained without one file) are weaker than the
     shipped model, so a temperature that only wins on log-loss tends to
     soften probabilities that were about right (it did for sentiment:
     cross-fitted ECE 0.030 → 0.043 at T = 1.25).
@@ -284,13 +327,13 @@ def calibrate(
         labels, [classes[max(range(len(row)), key=row.__getitem__)] for row in logits], classes
     )
     report = {
-        "method": "temperature scaling on cross-fitted logits of the bank training posts, "
-        "kept only if it lowers both log-loss and ECE",
+        "method": "temperature scaling on logits of the bank training posts cross-fitted "
+        "by source file, kept only if it lowers both log-loss and ECE",
         # How the model does on bank posts it did not see (label unaffected by temperature):
         # a model-selection figure that never touches the validation files.
         "cv_accuracy": round(cross_fitted.accuracy, 4),
         "cv_macro_f1": round(cross_fitted.macro_f1, 4),
-        "folds": CALIBRATION_FOLDS,
+        "folds": folds,
         "posts": len(logits),
         "fitted_temperature": fitted,
         "temperature": temperature,
@@ -387,8 +430,10 @@ def train_sentiment(bank: Sequence[Example], public: Sequence[Example]) -> Linea
             "seed": SEED,
         },
     )
-    logits = cross_fitted_logits(fit, bank_feats, [e.text for e in bank])
-    temperature, report = calibrate(logits, [e.sentiment for e in bank], classes)
+    logits = cross_fitted_logits(fit, bank_feats, [e.source for e in bank])
+    temperature, report = calibrate(
+        logits, [e.sentiment for e in bank], classes, folds=len({e.source for e in bank})
+    )
     model.temperature = temperature
     model.meta["calibration"] = report
     return model
@@ -419,8 +464,10 @@ def _train_bank_model(
     model = fit(
         range(len(bank)), {"trained_on": {"bank_labelled": len(bank)}, "C": c, "seed": SEED}
     )
-    logits = cross_fitted_logits(fit, feats, [e.text for e in bank])
-    model.temperature, model.meta["calibration"] = calibrate(logits, labels, classes)
+    logits = cross_fitted_logits(fit, feats, [e.source for e in bank])
+    model.temperature, model.meta["calibration"] = calibrate(
+        logits, labels, classes, folds=len({e.source for e in bank})
+    )
     return model, logits
 
 
@@ -474,18 +521,22 @@ def critical_thresholds(
     gold: Sequence[bool],
     lexicon: Sequence[bool],
     blocked: Sequence[bool],
+    recall_target: float = CRITICAL_RECALL_TARGET,
 ) -> tuple[float, float, float]:
-    """The ``(threshold, confirm, f2)`` of :func:`critical_flags` with the best F2.
+    """The ``(threshold, confirm, f2)`` of :func:`critical_flags` at the operating point.
 
-    F2 weighs recall 4× precision: a monitor that misses a bank-run rumour
-    fails; a false alarm costs an analyst a minute. ``threshold`` runs over
-    0.05, 0.06, … 0.95 and ``confirm`` over 0.00, 0.01, … ``threshold``. On a
-    tie the higher ``threshold`` wins (fewer model alarms off the training
-    distribution) and then the lower ``confirm`` (a lexicon hit is overruled
-    only as far as the data demands). ``(0.5, 0.0, 0.0)`` when no post is
-    critical.
+    Among the rules whose recall reaches ``recall_target``, the one with the
+    best precision: a monitor that misses a bank-run rumour fails, a false
+    alarm costs an analyst a minute, and the bank names the recall it needs.
+    When no rule reaches the target, the one with the best F2 (recall weighs
+    4× precision). ``threshold`` runs over 0.05, 0.06, … 0.95 and ``confirm``
+    over 0.00, 0.01, … ``threshold``. On a tie the higher ``threshold`` wins
+    (fewer model alarms off the training distribution) and then the lower
+    ``confirm`` (a lexicon hit is overruled only as far as the data demands).
+    ``f2`` is the chosen rule's. ``(0.5, 0.0, 0.0)`` when no post is critical.
     """
     best = (0.5, 0.0, 0.0)
+    best_key = (False, -1.0)
     for i in range(5, 96):
         t = i / 100
         for j in range(i, -1, -1):
@@ -496,8 +547,11 @@ def critical_thresholds(
             if not recall:
                 continue
             f2 = 5 * precision * recall / (4 * precision + recall)
-            if f2 >= best[2] - 1e-12:
-                best = (t, v, f2)
+            meets = recall >= recall_target - 1e-12
+            # Rounded so float noise cannot break a tie the wrong way.
+            key = (meets, round(precision if meets else f2, 12))
+            if key >= best_key:
+                best, best_key = (t, v, f2), key
     return best
 
 
@@ -513,8 +567,9 @@ def train_crisis(
     ``bank``; the analyzer scores both in one pass), trained on the bank set.
     ``meta.critical_threshold`` (the model raises a signal alone) and
     ``meta.confirm_threshold`` (it confirms the lexicon's) are chosen together
-    by :func:`critical_thresholds` on cross-fitted probabilities of the
-    training posts, so they never see the validation files; a post's
+    by :func:`critical_thresholds` (the most precise rule reaching
+    ``CRITICAL_RECALL_TARGET``) on probabilities of the training posts
+    cross-fitted by source file, so they never see the validation files; a post's
     "praise" there is its gold label. Raises ``ValueError`` naming the post
     when a critical post has no known signal.
     """
@@ -545,6 +600,7 @@ def train_crisis(
     model.meta["calibration"]["critical_threshold"] = {
         "threshold": threshold,
         "confirm_threshold": confirm,
+        "recall_target": CRITICAL_RECALL_TARGET,
         "cv_f2": round(f2, 4),
         "cv_recall_precision": rp(threshold, confirm),
         # What the lexicon's verdict alone and the rule without confirmation give.

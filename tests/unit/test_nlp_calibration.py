@@ -2,6 +2,8 @@
 
 import math
 import random
+from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 
@@ -10,9 +12,9 @@ from nlp.analyzer import Analyzer
 from nlp.evaluate import expected_calibration_error
 from nlp.model import load_model, softmax
 from nlp.train import (
-    CALIBRATION_FOLDS,
     TEMPERATURE_GRID,
-    calibration_fold,
+    TRAIN_FILES,
+    cross_fitted_logits,
     fit_temperature,
 )
 
@@ -52,11 +54,32 @@ def test_fit_temperature_recovers_a_known_temperature() -> None:
     assert fit_temperature([], []) == 1.0
 
 
-def test_calibration_folds_are_stable_and_spread() -> None:
-    texts = [f"澜海银行第{i}条" for i in range(200)]
-    folds = [calibration_fold(t) for t in texts]
-    assert folds == [calibration_fold(t) for t in texts]
-    assert set(folds) == set(range(CALIBRATION_FOLDS))
+class _Recorder:
+    """A stand-in for a fitted model: scores a post by whether it was trained on."""
+
+    def __init__(self, trained: set[int]) -> None:
+        self.trained = trained
+
+    def scores(self, counts: Counter[str]) -> list[float]:
+        return [float(counts["id"] in self.trained)]
+
+
+def test_cross_fitting_holds_out_each_source_file_whole() -> None:
+    sources = ["a.jsonl", "b.jsonl", "a.jsonl", "c.jsonl", "b.jsonl"]
+    feats = [Counter({"id": i}) for i in range(len(sources))]
+    fitted: list[list[int]] = []
+
+    def fit(indices: Sequence[int]) -> _Recorder:
+        fitted.append(list(indices))
+        return _Recorder(set(indices))
+
+    logits = cross_fitted_logits(fit, feats, sources)  # type: ignore[arg-type]
+    # One model per file, each trained on the other files' posts only ...
+    assert fitted == [[1, 3, 4], [0, 2, 3], [0, 1, 2, 4]]
+    # ... and no post is scored by a model that saw it.
+    assert logits == [[0.0]] * len(sources)
+    with pytest.raises(ValueError, match="two or more files"):
+        cross_fitted_logits(fit, feats[:1], sources[:1])  # type: ignore[arg-type]
 
 
 def test_shipped_models_carry_their_calibration() -> None:
@@ -64,7 +87,7 @@ def test_shipped_models_carry_their_calibration() -> None:
         model = load_model(name)
         report = model.meta["calibration"]
         assert report["temperature"] == model.temperature
-        assert report["folds"] == CALIBRATION_FOLDS
+        assert report["folds"] == len(TRAIN_FILES)
         # Fitted by least log-loss, so it cannot be worse than temperature 1 there.
         assert report["nll_after"] <= report["nll_before"]
 

@@ -134,9 +134,7 @@ def test_lexicon_signal_escalates_only_when_the_model_confirms_it(
     assert lenient.analyze("澜海挤兑了，大家快去").critical
 
 
-def test_lexicon_verdict_is_the_analyzers_without_the_model(
-    models: Path, tmp_path: Path
-) -> None:
+def test_lexicon_verdict_is_the_analyzers_without_the_model(models: Path, tmp_path: Path) -> None:
     """Lexicon.critical_in (training, "lexicon alone") agrees with the analyzer's
     lexicon path when the model confirms everything and raises nothing."""
     from nlp.evaluate import load_jsonl

@@ -23,7 +23,7 @@ from nlp.train import (
 def test_bank_sets_are_labelled_and_disjoint() -> None:
     files = [*TRAIN_FILES, *VALIDATION_FILES]
     sets = {path.name: load_jsonl(path) for path in files}
-    assert len(sets) == 11 and all(len(examples) >= 100 for examples in sets.values())
+    assert len(sets) == 17 and all(len(examples) >= 100 for examples in sets.values())
     # Pairwise disjoint even after normalisation (a traditional-character or
     # full-width copy of a training post would be the same post to the model).
     owner: dict[str, str] = {}
@@ -34,22 +34,38 @@ def test_bank_sets_are_labelled_and_disjoint() -> None:
     for examples in sets.values():
         assert {e.sentiment for e in examples} == {"negative", "neutral", "positive"}
         assert all(e.topic is not None and e.critical is not None for e in examples)
-        assert any(e.critical for e in examples)
+    # Every validation file measures crisis recall; a training file may hold
+    # none (bank_labelled_tone.jsonl is about sentiment).
+    for path in VALIDATION_FILES:
+        assert any(e.critical for e in sets[path.name]), path.name
     # The crisis model learns which signal a critical training post is about.
     signals = {s.name for s in load_lexicon().signals if s.critical}
     for path in TRAIN_FILES:
         assert all(e.signal in signals for e in load_jsonl(path) if e.critical), path.name
 
 
-def test_critical_thresholds_maximise_f2() -> None:
-    # Gold: 2 critical of 5, no lexicon hit. At 0.6 both are found with one false
-    # alarm (P 2/3, R 1: F2 0.909); at 0.85 one is found alone (P 1, R 0.5: F2 0.556).
+def test_critical_thresholds_reach_the_recall_target_most_precisely() -> None:
+    # Gold: 2 critical of 5, no lexicon hit. Up to 0.6 both are found, with one
+    # false alarm above 0.2 (P 2/3, R 1): the highest such threshold wins the tie;
+    # at 0.85 one is found alone (P 1, R 0.5) — short of the target.
     no_lex = [False] * 5
     threshold, confirm, f2 = critical_thresholds(
         [0.9, 0.6, 0.7, 0.2, 0.1], [True, True, False, False, False], no_lex, no_lex
     )
     assert threshold == 0.6 and f2 == pytest.approx(10 / 11)
     assert confirm == 0.0  # nothing to confirm: the tie goes to the lowest
+    # 20 critical posts, 18 of them sure (0.9), two not (0.3); ten harmless at 0.35.
+    # At 0.9: R 0.9, P 1 (F2 0.918); at 0.3: R 1, P 2/3 (F2 0.909). F2 alone would
+    # pick 0.9 and miss two crises; the recall target picks 0.3 ...
+    p = [0.9] * 18 + [0.3] * 2 + [0.35] * 10 + [0.1] * 10
+    gold = [True] * 20 + [False] * 20
+    no_lex = [False] * 40
+    assert critical_thresholds(p, gold, no_lex, no_lex)[:2] == (0.3, 0.0)
+    # ... and a bank that asks for less recall gets the F2 choice back.
+    assert critical_thresholds(p, gold, no_lex, no_lex, recall_target=0.9)[:2] == (0.9, 0.0)
+    # No rule reaches the target (two critical posts at 0.01): the best F2.
+    p[18] = p[19] = 0.01
+    assert critical_thresholds(p, gold, no_lex, no_lex)[0] == 0.9
     assert critical_thresholds([0.4, 0.3], [False, False], [False] * 2, [False] * 2) == (
         0.5,
         0.0,
@@ -77,14 +93,14 @@ def test_calibration_keeps_a_temperature_only_if_ece_improves() -> None:
     # Over-confident logits (P 0.98), right 3 times in 4: a temperature > 1
     # lowers both log-loss and ECE, so it is kept.
     logits = [[4.0, 0.0]] * 4
-    temperature, report = calibrate(logits, ["a", "a", "a", "b"], ["a", "b"])
+    temperature, report = calibrate(logits, ["a", "a", "a", "b"], ["a", "b"], folds=2)
     assert temperature > 1.0 and report["ece_after"] < report["ece_before"]
     # Here least log-loss softens (T = 1.64) but the top-label ECE gets worse
     # (0.180 → 0.203): the model ships at temperature 1.
     logits = [[3.0, 0.0], [3.0, 0.0], [2.0, 0.0], [3.0, 0.0]]
     logits += [[2.0, 0.0], [0.5, 0.0], [4.0, 0.0], [4.0, 0.0]]
     labels = ["a", "b", "a", "a", "a", "a", "a", "a"]
-    temperature, report = calibrate(logits, labels, ["a", "b"])
+    temperature, report = calibrate(logits, labels, ["a", "b"], folds=2)
     assert report["fitted_temperature"] == pytest.approx(1.64)
     assert report["ece_fitted"] > report["ece_before"]
     assert temperature == 1.0 == report["temperature"]

@@ -327,7 +327,7 @@ def test_a_repost_carries_its_original_so_it_still_names_the_bank() -> None:
         "id": "5108800000000099",
         "created_at": "1分钟前",
         # The comment alone does not name the bank: the mention filter would drop it.
-        "text": "太离谱了，大家避雷<span class=\"url-icon\"><img alt=[怒] src=\"x.png\" /></span>",
+        "text": '太离谱了，大家避雷<span class="url-icon"><img alt=[怒] src="x.png" /></span>',
         "user": {"screen_name": "路人甲", "followers_count": 12},
         "retweeted_status": original,
     }
