@@ -56,28 +56,26 @@ def _idf() -> tuple[dict[str, float], float]:
 _idf_lock = threading.Lock()
 
 
-def _candidates(words: Iterable[str], exclude: frozenset[str]) -> list[str]:
+def _candidates(
+    words: Iterable[str], exclude: frozenset[str], idf: dict[str, float], default: float
+) -> list[str]:
+    """The stripped words that may be keywords (:func:`_keyword_idf`), minus ``exclude``."""
     out = []
     for w in words:
         w = w.strip()
-        if (
-            len(w) >= 2
-            and w not in STOPWORDS
-            and w not in exclude
-            and any(ch.isalpha() for ch in w)  # drops numbers, 20%, 3.5
-        ):
+        if w not in exclude and _keyword_idf(w, idf, default) is not None:
             out.append(w)
     return out
 
 
-def _keyword_idf(word: str) -> float | None:
-    """IDF of a stripped word that may be a keyword; ``None`` for words that never are.
-
-    Call only after ``_idf()`` has loaded (``keywords_of_words`` does).
-    """
-    if len(word) < 2 or word in STOPWORDS or not any(ch.isalpha() for ch in word):
+def _keyword_idf(word: str, idf: dict[str, float], default: float) -> float | None:
+    """IDF of a stripped word that may be a keyword; ``None`` for words that never are."""
+    if len(word) < 2 or word in STOPWORDS:
         return None
-    idf, default = _idf()
+    # str.isalpha() is one C call and true for most words (CJK counts as letters);
+    # only words with a digit or a symbol need the per-character test.
+    if not word.isalpha() and not any(ch.isalpha() for ch in word):
+        return None  # numbers, 20%, 3.5
     return idf.get(word, default)
 
 
@@ -87,6 +85,8 @@ def _keyword_idf(word: str) -> float | None:
 _WORD_CACHE: dict[str, float | None] = {}
 _WORD_CACHE_MAX = 200_000
 _MISSING = -1.0  # never an IDF (they are ≥ 0)
+# _idf() once loaded, so the per-post path takes neither the lock nor the cache call.
+_loaded: tuple[dict[str, float], float] | None = None
 
 
 def clear_word_cache() -> None:
@@ -108,8 +108,11 @@ def keyword_words(words: Sequence[str], k: int = 8, exclude: Iterable[str] = ())
 
 def _ranked(words: Sequence[str], exclude: Iterable[str]) -> list[tuple[float, str]]:
     """(−tf × idf, word) of every candidate, best first, ties by word."""
-    with _idf_lock:
-        _idf()
+    global _loaded
+    if _loaded is None:
+        with _idf_lock:
+            _loaded = _idf()
+    idf, default = _loaded
     banned = exclude if isinstance(exclude, frozenset) else frozenset(exclude)
     cached = _WORD_CACHE.get
     candidates = []
@@ -117,7 +120,7 @@ def _ranked(words: Sequence[str], exclude: Iterable[str]) -> list[tuple[float, s
     for word, count in Counter(map(str.strip, words)).items():
         weight = cached(word, _MISSING)
         if weight == _MISSING:
-            weight = _keyword_idf(word)
+            weight = _keyword_idf(word, idf, default)
             if len(_WORD_CACHE) < _WORD_CACHE_MAX:
                 _WORD_CACHE[word] = weight
         if weight is None or word in banned:
@@ -145,7 +148,7 @@ def top_keywords(
     banned = frozenset(w.lower() for w in exclude)
     scores: dict[str, float] = {}
     for text in texts:
-        words = _candidates(segment.cut(normalize_for_analysis(text)), banned)
+        words = _candidates(segment.cut(normalize_for_analysis(text)), banned, idf, default)
         if not words:
             continue
         counts = Counter(words)

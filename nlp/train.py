@@ -38,7 +38,8 @@ was run on it), ``nlp/data/bank_validation_fresh.jsonl`` (written blind),
 ``nlp/data/bank_validation_holdout.jsonl`` (written blind, scored once after
 the models were final), ``nlp/data/bank_validation_blind.jsonl`` (the same,
 one round later), ``nlp/data/bank_validation_sealed.jsonl`` and
-``nlp/data/bank_validation_final.jsonl`` (the same, in the next two rounds).
+``nlp/data/bank_validation_final.jsonl`` (the same, in the next two rounds)
+and ``nlp/data/bank_validation_audit.jsonl`` (the same, in the fourth round).
 They are what ``yuqing nlp eval`` and
 ``bench/bench_nlp.py`` report on; a test checks that the training and
 validation files are pairwise disjoint.
@@ -104,6 +105,10 @@ BANK_TRAIN_STREAM = Path(__file__).with_name("data") / "bank_labelled_stream.jso
 # told of another bank (not). The earlier files held nearly only the asked form
 # of bare rumours, so "澜海银行要倒闭了" itself had read as harmless (P 0.02).
 BANK_TRAIN_PAIRS = Path(__file__).with_name("data") / "bank_labelled_pairs.jsonl"
+# Written blind in the fourth round (2026-12-07), from a brief naming the crisis
+# model's false alarms by kind (a matter over, another bank's, only asked about,
+# one customer's, everyday words that look scary) beside subtle real crises.
+BANK_TRAIN_SCOPE = Path(__file__).with_name("data") / "bank_labelled_scope.jsonl"
 TRAIN_FILES = (
     BANK_TRAIN,
     BANK_TRAIN_EXTRA,
@@ -115,6 +120,7 @@ TRAIN_FILES = (
     BANK_TRAIN_TONE,
     BANK_TRAIN_STREAM,
     BANK_TRAIN_PAIRS,
+    BANK_TRAIN_SCOPE,
 )
 BANK_VALIDATION = Path(__file__).with_name("data") / "bank_validation.jsonl"
 BANK_VALIDATION_INDEPENDENT = Path(__file__).with_name("data") / "bank_validation_independent.jsonl"
@@ -136,6 +142,11 @@ BANK_VALIDATION_SEALED = Path(__file__).with_name("data") / "bank_validation_sea
 # files' names), in parallel with the pairs training file; left unread until the
 # models trained with that file were final, and scored once.
 BANK_VALIDATION_FINAL = Path(__file__).with_name("data") / "bank_validation_final.jsonl"
+# Written blind at the start of the fourth round, before the scope training file
+# and in parallel with it (its author saw the labelling guide only, no file
+# names); left unread until the models trained with that file were final, and
+# scored once.
+BANK_VALIDATION_AUDIT = Path(__file__).with_name("data") / "bank_validation_audit.jsonl"
 VALIDATION_FILES = (
     BANK_VALIDATION,
     BANK_VALIDATION_INDEPENDENT,
@@ -144,6 +155,7 @@ VALIDATION_FILES = (
     BANK_VALIDATION_BLIND,
     BANK_VALIDATION_SEALED,
     BANK_VALIDATION_FINAL,
+    BANK_VALIDATION_AUDIT,
 )
 
 # (file, rows sampled). Public texts are cut to MAX_CHARS: long reviews add
