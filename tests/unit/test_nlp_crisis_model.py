@@ -220,3 +220,63 @@ def test_nlp_settings_reach_the_analyzer(tmp_path: Path, monkeypatch: pytest.Mon
         load_settings(config)
     monkeypatch.setenv("YUQING_NLP__CRITICAL_THRESHOLD", "0.25")
     assert load_settings().nlp.critical_threshold == 0.25
+
+
+def _diluted_crisis(threshold: float, **meta: float) -> LinearTextModel:
+    """:func:`_tiny_crisis` plus neutral characters that count in the l2 norm
+    (coefficients 0), so a long harmless story around the run dilutes it."""
+    model = _tiny_crisis(threshold)
+    neutral = (1.0, tuple([0.0] * (len(SIGNALS) + 1)))
+    weights = dict(model.weights)
+    weights.update({f"c:{ch}": neutral for ch in FILLER if ch not in "，。"})
+    return LinearTextModel(
+        name="crisis",
+        version="test",
+        classes=model.classes,
+        weights=weights,
+        intercept=model.intercept,
+        meta={**model.meta, **meta},
+    )
+
+
+FILLER = "今天上午去了一趟网点办业务然后回家做饭等孩子放学。"
+# 150 characters of an ordinary day, then the run in one sentence.
+LONG_RUN = FILLER * 6 + RUN + "。"
+
+
+def test_a_long_post_is_also_read_sentence_by_sentence(models: Path, tmp_path: Path) -> None:
+    # Whole post: the run's three n-grams against 24 repeated neutral ones, P < 0.99;
+    # its own sentence: P ≈ 0.9998. Threshold 0.99 between the two.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole_only = _analyzer_with(_diluted_crisis(0.99), models, tmp_path / "a")
+    assert not whole_only.analyze(LONG_RUN).critical
+    assert whole_only.analyze(RUN).critical  # the same sentence posted alone
+    by_sentence = _analyzer_with(
+        _diluted_crisis(0.99, sentence_reading_min_chars=120), models, tmp_path / "b"
+    )
+    a = by_sentence.analyze(LONG_RUN)
+    assert a.critical
+    (signal,) = [s for s in a.signals if s.source == "model"]
+    # The explanation comes from the sentence that was read.
+    assert signal.name == "bank_run" and set(signal.triggers) <= {"取款机", "空了", "限额"}
+    # Below the length, or in one sentence, the post is read whole only.
+    assert not by_sentence.analyze(FILLER * 3 + RUN).critical  # 103 characters
+    assert not by_sentence.analyze((FILLER * 6 + RUN).replace("。", "，")).critical
+    # The batch path reads the same way.
+    assert by_sentence.analyze_many([("", LONG_RUN)]) == [a]
+
+
+def test_training_reads_the_same_sentences() -> None:
+    from nlp.features import TopicCues, sentences
+    from nlp.normalize import normalize_for_analysis
+    from nlp.train import sentence_features
+
+    cues = TopicCues({t.value: w for t, w in load_lexicon().topics.items()})
+    norm = normalize_for_analysis(LONG_RUN)
+    parts = sentence_features(norm, cues)
+    assert len(parts) == len(sentences(norm)) == 7
+    assert parts[-1]["c:取款机"] == 1 and parts[0]["c:取款机"] == 0
+    assert sentence_features(normalize_for_analysis(RUN), cues) == []  # short
+    one_sentence = normalize_for_analysis((FILLER * 6).replace("。", "，"))
+    assert len(one_sentence) >= 120 and sentence_features(one_sentence, cues) == []

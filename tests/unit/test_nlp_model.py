@@ -48,7 +48,13 @@ def test_known_cases(analyzer: Analyzer, text: str, sentiment: Sentiment) -> Non
 def test_negation_flips_praise(analyzer: Analyzer) -> None:
     assert analyzer.analyze("客户经理很不耐心").sentiment is Sentiment.NEGATIVE
     feats = text_features("客户经理不耐心", ["客户经理", "不", "耐心"])
-    assert feats["n:耐心"] == 1
+    # A negated word is its n: feature instead of its plain one: 不耐心 is not 耐心.
+    assert feats["n:耐心"] == 1 and feats["w:耐心"] == 0
+    assert feats["w:不"] == 1 and feats["w:客户经理"] == 1
+    # A second negator in scope starts a new scope and stays a plain word.
+    feats = text_features("不是不满意", ["不是", "不", "满意"])
+    assert feats["w:不是"] == feats["w:不"] == feats["n:满意"] == 1
+    assert feats["n:不"] == 0 and feats["w:满意"] == 0
 
 
 def test_sarcasm_cue() -> None:
