@@ -38,7 +38,7 @@ was run on it), ``nlp/data/bank_validation_fresh.jsonl`` (written blind),
 ``nlp/data/bank_validation_holdout.jsonl`` (written blind, scored once after
 the models were final), ``nlp/data/bank_validation_blind.jsonl`` (the same,
 one round later), ``nlp/data/bank_validation_sealed.jsonl`` and
-``nlp/data/bank_validation_final.jsonl`` (the same, in the next two rounds)
+``nlp/data/bank_validation_final.jsonl`` (the same, in the next two rounds),
 ``nlp/data/bank_validation_audit.jsonl`` and
 ``nlp/data/bank_validation_unseen.jsonl`` (the same, in the fourth and fifth
 rounds).
