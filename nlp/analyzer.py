@@ -47,7 +47,7 @@ from nlp.features import (
     TopicCues,
     mixed_features,
     name_remover,
-    sentences,
+    sentences_to_read,
     text_features,
 )
 from nlp.keywords import keyword_words
@@ -255,12 +255,7 @@ class Analyzer:
         thresholds on the same reading (``nlp.train.train_crisis``).
         """
         best, feats = proba, post.features
-        if len(post.norm) < self._sentence_min:
-            return best, feats
-        parts = sentences(post.norm)
-        if len(parts) < 2:
-            return best, feats
-        for sentence in parts:
+        for sentence in sentences_to_read(post.norm, self._sentence_min):
             sentence_feats = self._features(sentence)[2]
             reading = self._scorer.predict_mixed(sentence_feats)[_CRISIS]
             if reading[0] < best[0]:  # lower P(none): higher P(critical)

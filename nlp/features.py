@@ -154,6 +154,17 @@ def sentences(text: str) -> list[str]:
     return [piece for piece in _SENTENCE_END.split(text) if piece.strip()]
 
 
+def sentences_to_read(text: str, min_chars: float = SENTENCE_READING_MIN_CHARS) -> list[str]:
+    """The sentences the crisis model also reads alone in normalised ``text``:
+    :func:`sentences` of a text of at least ``min_chars`` characters with two
+    sentences or more, else ``[]`` (the post is read whole only). The analyzer
+    and training both decide with this."""
+    if len(text) < min_chars:
+        return []
+    parts = sentences(text)
+    return parts if len(parts) > 1 else []
+
+
 def has_sarcasm(text: str) -> bool:
     """A cheap sarcasm cue: ironic praise plus a complaint cue, or praise in scare quotes.
 

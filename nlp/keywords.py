@@ -89,6 +89,15 @@ _MISSING = -1.0  # never an IDF (they are ≥ 0)
 _loaded: tuple[dict[str, float], float] | None = None
 
 
+def _idf_table() -> tuple[dict[str, float], float]:
+    """:func:`_idf`, loaded once under the lock, then read without it."""
+    global _loaded
+    if _loaded is None:
+        with _idf_lock:
+            _loaded = _idf()
+    return _loaded
+
+
 def clear_word_cache() -> None:
     """Forget the per-word keyword cache (benchmarks start each round cold with it)."""
     _WORD_CACHE.clear()
@@ -108,11 +117,7 @@ def keyword_words(words: Sequence[str], k: int = 8, exclude: Iterable[str] = ())
 
 def _ranked(words: Sequence[str], exclude: Iterable[str]) -> list[tuple[float, str]]:
     """(−tf × idf, word) of every candidate, best first, ties by word."""
-    global _loaded
-    if _loaded is None:
-        with _idf_lock:
-            _loaded = _idf()
-    idf, default = _loaded
+    idf, default = _idf_table()
     banned = exclude if isinstance(exclude, frozenset) else frozenset(exclude)
     cached = _WORD_CACHE.get
     candidates = []
@@ -143,8 +148,7 @@ def top_keywords(
     own name) are skipped. Deterministic: ties are broken by the word.
     Returns ``[]`` for no texts or no candidate words.
     """
-    with _idf_lock:
-        idf, default = _idf()
+    idf, default = _idf_table()
     banned = frozenset(w.lower() for w in exclude)
     scores: dict[str, float] = {}
     for text in texts:

@@ -69,7 +69,7 @@ from nlp.features import (
     SENTENCE_READING_MIN_CHARS,
     TopicCues,
     name_remover,
-    sentences,
+    sentences_to_read,
     text_features,
 )
 from nlp.lexicon import Lexicon, load_lexicon
@@ -280,15 +280,9 @@ def _topic_featurize_normalised(norm: str, cues: TopicCues) -> Counter[str]:
 
 
 def sentence_features(norm: str, cues: TopicCues) -> list[Counter[str]]:
-    """:func:`topic_featurize` of each sentence of normalised ``norm`` when the
-    analyzer reads the post sentence by sentence (at least
-    ``SENTENCE_READING_MIN_CHARS`` characters, two sentences or more), else ``[]``."""
-    if len(norm) < SENTENCE_READING_MIN_CHARS:
-        return []
-    parts = sentences(norm)
-    if len(parts) < 2:
-        return []
-    return [_topic_featurize_normalised(part, cues) for part in parts]
+    """:func:`topic_featurize` of each sentence the analyzer also reads alone in
+    normalised ``norm`` (``nlp.features.sentences_to_read``; ``[]`` for most posts)."""
+    return [_topic_featurize_normalised(part, cues) for part in sentences_to_read(norm)]
 
 
 def fit_temperature(logits: Sequence[Sequence[float]], gold: Sequence[int]) -> float:
