@@ -11,8 +11,7 @@
 * Signals — named crisis signals from ``nlp/data/lexicon.yaml`` with the
   words that triggered them, plus the trained crisis model's signal when it
   is sure enough and the lexicon did not name it (``source="model"``, with
-  the words that weighed most; never on a post read as praise). A long post
-  is also read sentence by sentence, and its most critical reading counts.
+  the words that weighed most; never on a post read as praise).
   ``critical`` means "escalate now": a critical signal fired, the post is
   not a denial/clarification ("…系谣言"), and a lexicon signal is confirmed
   by the crisis model (P(critical) at least its confirm threshold; trigger
@@ -32,7 +31,6 @@ plain form it replaces.
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,14 +40,7 @@ from core.models import Analysis, Signal
 from core.settings import Watchlist
 from core.vocab import Sentiment, Topic
 from nlp import segment
-from nlp.features import (
-    PhraseSet,
-    TopicCues,
-    mixed_features,
-    name_remover,
-    sentences_to_read,
-    text_features,
-)
+from nlp.features import PhraseSet, TopicCues, mixed_features, name_remover, text_features
 from nlp.keywords import keyword_words
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.mentions import MentionMatcher
@@ -81,7 +72,7 @@ class _Prepared(NamedTuple):
 
     text: str  # as written (PII is masked from this)
     folded: str  # simplified and width-folded, for entity matching
-    norm: str  # normalize_for_analysis form (sentences are split from it)
+    has_text: bool  # False when nothing is left after normalisation
     words: list[str]  # jieba words of the model text
     found: set[str]  # lexicon phrases in the normalised text
     features: Counter[str]  # nlp.features.mixed_features output
@@ -115,11 +106,6 @@ class Analyzer:
             float(self._crisis_model.meta["confirm_threshold"]), self._crisis_threshold
         )
         self._crisis_labels = self._crisis_model.classes
-        # Posts this long are also read sentence by sentence, as the thresholds
-        # were chosen (a model file without the key predates it: never).
-        self._sentence_min = float(
-            self._crisis_model.meta.get("sentence_reading_min_chars", math.inf)
-        )
         self._topic_cues = TopicCues({t.value: words for t, words in self._lex.topics.items()})
         self._weights = {s.name: s.weight for s in self._lex.signals}
         # One phrase scan finds every topic cue, signal trigger and denial;
@@ -227,48 +213,23 @@ class Analyzer:
         # Fold once (NFKC + traditional → simplified) for the models and the name matcher.
         folded = simplify_and_fold(full)
         norm = normalize_folded(folded)
-        words, found, feats = self._features(norm)
-        return _Prepared(text, folded, norm, words, found, feats)
-
-    def _features(self, norm: str) -> tuple[list[str], set[str], Counter[str]]:
-        """Model words, lexicon phrases found and model features of normalised text."""
         # The models and keywords never see the bank's own names (see name_remover).
         model_text = self._drop_names(norm)
         words = segment.cut_for_analysis(model_text)
         found = self._phrases.found(norm)
         # l:* (topic cues) weigh in the topic model only.
-        cues = self._topic_cues.names_of_found(found)
-        return words, found, mixed_features(model_text, words, cues)
-
-    def _crisis_reading(
-        self, post: _Prepared, proba: Sequence[float]
-    ) -> tuple[Sequence[float], Counter[str]]:
-        """The crisis model's class probabilities for a post, and the features they come from.
-
-        A post of at least ``meta.sentence_reading_min_chars`` normalised
-        characters (``nlp.features.SENTENCE_READING_MIN_CHARS`` when the model
-        was trained) and two sentences or more is also read one sentence at a
-        time, and the reading with the highest P(critical) counts: a crisis
-        told in one sentence of a long story (a threat in its last line, a run
-        mentioned in a question about rates) is diluted in the whole post's
-        tf-idf, whose l2 norm runs over every word. Training chooses the
-        thresholds on the same reading (``nlp.train.train_crisis``).
-        """
-        best, feats = proba, post.features
-        for sentence in sentences_to_read(post.norm, self._sentence_min):
-            sentence_feats = self._features(sentence)[2]
-            reading = self._scorer.predict_mixed(sentence_feats)[_CRISIS]
-            if reading[0] < best[0]:  # lower P(none): higher P(critical)
-                best, feats = reading, sentence_feats
-        return best, feats
+        feats = mixed_features(model_text, words, self._topic_cues.names_of_found(found))
+        return _Prepared(text, folded, bool(norm), words, found, feats)
 
     def _finish(self, post: _Prepared, probas: Sequence[Sequence[float]]) -> Analysis:
         """The :class:`Analysis` of a prepared post from the models' class probabilities
         (:class:`~nlp.model.JointScorer` output, in the scorer's model order)."""
-        sentiment_proba, topic_proba = probas[_SENTIMENT], probas[_TOPIC]
-        crisis_proba, crisis_features = self._crisis_reading(post, probas[_CRISIS])
-        has_text = bool(post.norm)
-        if has_text:
+        sentiment_proba, topic_proba, crisis_proba = (
+            probas[_SENTIMENT],
+            probas[_TOPIC],
+            probas[_CRISIS],
+        )
+        if post.has_text:
             p_negative = sentiment_proba[self._i_neg]
             sentiment = self._sent_labels[_argmax(sentiment_proba)]
             score = sentiment_proba[self._i_pos] + 0.5 * sentiment_proba[self._i_neu]
@@ -280,10 +241,10 @@ class Analyzer:
             topic, confidence = Topic.OTHER, 0.0
         p_critical = 1.0 - crisis_proba[0]
         signals, denied = self._signals(post.found, p_critical >= self._confirm_threshold)
-        # No hand-labelled critical post praises the bank (0 of 1,026); a praising
+        # No hand-labelled critical post praises the bank (0 of 1,130); a praising
         # post the crisis model flags is about a crisis theme, not a crisis.
-        if has_text and sentiment is not Sentiment.POSITIVE:
-            signals += self._model_signals(crisis_features, crisis_proba, signals, denied)
+        if post.has_text and sentiment is not Sentiment.POSITIVE:
+            signals += self._model_signals(post.features, crisis_proba, signals, denied)
         critical = any(s.critical for s in signals)
         calm = 1.0 - _NEGATIVITY_WEIGHT * p_negative
         for signal in signals:

@@ -106,14 +106,6 @@ _SCARE_QUOTED_PRAISE = re.compile(
     f"人性化|用心|满意|感人)\\s*[{_QUOTES}]"
 )
 _RUN = re.compile(r"[\u4e00-\u9fffa-z0-9]+")
-# Sentence ends in normalised text (NFKC has made ！？； ASCII; 。 stays).
-_SENTENCE_END = re.compile(r"(?<=[。!?;\n])")
-# Posts of at least this many normalised characters are also read by the crisis
-# model one sentence at a time (the analyzer's crisis reading, and training's
-# choice of its thresholds). Chosen on the training posts cross-fitted by file
-# (60/80/120/160/200 tried; 120 gave the best precision at recall 0.95), never
-# on a validation file.
-SENTENCE_READING_MIN_CHARS = 120
 _PUNCT_BREAK = frozenset(",.!?;:，。！？；：、\n…~")
 
 
@@ -146,23 +138,6 @@ def char_ngrams(text: str, n_max: int = 3) -> list[str]:
             prev = list(map(operator.add, prev, run[n - 1 :]))
             grams.extend(prev)
     return grams
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of normalised ``text``: split after 。 ! ? ; and line breaks,
-    blank pieces dropped, each keeping its end mark. ``[]`` for blank text."""
-    return [piece for piece in _SENTENCE_END.split(text) if piece.strip()]
-
-
-def sentences_to_read(text: str, min_chars: float = SENTENCE_READING_MIN_CHARS) -> list[str]:
-    """The sentences the crisis model also reads alone in normalised ``text``:
-    :func:`sentences` of a text of at least ``min_chars`` characters with two
-    sentences or more, else ``[]`` (the post is read whole only). The analyzer
-    and training both decide with this."""
-    if len(text) < min_chars:
-        return []
-    parts = sentences(text)
-    return parts if len(parts) > 1 else []
 
 
 def has_sarcasm(text: str) -> bool:

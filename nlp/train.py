@@ -39,9 +39,11 @@ was run on it), ``nlp/data/bank_validation_fresh.jsonl`` (written blind),
 the models were final), ``nlp/data/bank_validation_blind.jsonl`` (the same,
 one round later), ``nlp/data/bank_validation_sealed.jsonl`` and
 ``nlp/data/bank_validation_final.jsonl`` (the same, in the next two rounds),
-``nlp/data/bank_validation_audit.jsonl`` and
+``nlp/data/bank_validation_audit.jsonl``,
 ``nlp/data/bank_validation_unseen.jsonl`` (the same, in the fourth and fifth
-rounds).
+rounds), ``nlp/data/bank_validation_confirm.jsonl`` (the same, in the sixth
+round), ``nlp/data/bank_validation_sentinel.jsonl`` and
+``nlp/data/bank_validation_longform.jsonl`` (the same, in the seventh).
 They are what ``yuqing nlp eval`` and
 ``bench/bench_nlp.py`` report on; a test checks that the training and
 validation files are pairwise disjoint.
@@ -59,26 +61,19 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from core.settings import Watchlist
 from core.vocab import Sentiment, Topic
 from nlp import segment
 from nlp.evaluate import Example, class_report, expected_calibration_error, load_jsonl
-from nlp.features import (
-    SENTENCE_READING_MIN_CHARS,
-    TopicCues,
-    name_remover,
-    sentences_to_read,
-    text_features,
-)
+from nlp.features import TopicCues, name_remover, text_features
 from nlp.lexicon import Lexicon, load_lexicon
 from nlp.mentions import MentionMatcher
 from nlp.model import LinearTextModel, model_dir, rounded, save_model, softmax
 from nlp.normalize import normalize_for_analysis
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 SEED = 20261123
 MODEL_VERSION = "2026.11-2"
@@ -122,6 +117,16 @@ BANK_TRAIN_SCOPE = Path(__file__).with_name("data") / "bank_labelled_scope.jsonl
 # posts, each with the crisis in one sentence): 240 posts of 128–355
 # characters, real crises told in passing beside long harmless stories.
 BANK_TRAIN_LONG = Path(__file__).with_name("data") / "bank_labelled_long.jsonl"
+# Written blind in the sixth round, from a brief naming the topic model's most
+# frequent confusions on the validation files (fraud vs the app, marketing vs
+# other, service vs deposits, rumours vs deposits, legal vs rumours vs other):
+# posts that share words across a boundary but whose main subject is one side.
+BANK_TRAIN_TOPICS = Path(__file__).with_name("data") / "bank_labelled_topics.jsonl"
+# Written blind in the sixth round as a validation file (110 long posts, to decide
+# whether the crisis model reads long posts whole or sentence by sentence), scored
+# once, then moved here in the seventh: the only other long-post file was one
+# author's, so cross-fitting held out every long post a model could learn from.
+BANK_TRAIN_VERDICT = Path(__file__).with_name("data") / "bank_labelled_verdict.jsonl"
 TRAIN_FILES = (
     BANK_TRAIN,
     BANK_TRAIN_EXTRA,
@@ -135,6 +140,8 @@ TRAIN_FILES = (
     BANK_TRAIN_PAIRS,
     BANK_TRAIN_SCOPE,
     BANK_TRAIN_LONG,
+    BANK_TRAIN_TOPICS,
+    BANK_TRAIN_VERDICT,
 )
 BANK_VALIDATION = Path(__file__).with_name("data") / "bank_validation.jsonl"
 BANK_VALIDATION_INDEPENDENT = Path(__file__).with_name("data") / "bank_validation_independent.jsonl"
@@ -166,6 +173,17 @@ BANK_VALIDATION_AUDIT = Path(__file__).with_name("data") / "bank_validation_audi
 # (long file, sentence reading, negation scope) were final, and scored once;
 # one post, a training post word for word, was removed after (199 left).
 BANK_VALIDATION_UNSEEN = Path(__file__).with_name("data") / "bank_validation_unseen.jsonl"
+# Written blind at the start of the sixth round (the guide only), in parallel with
+# the topics training file and the verdict file; a week's ordinary mix, left
+# unread until that round's models were final and scored once; scored again
+# with the seventh round's models (its errors still unread).
+BANK_VALIDATION_CONFIRM = Path(__file__).with_name("data") / "bank_validation_confirm.jsonl"
+# Written blind at the start of the seventh round (the guide only), each by its
+# own author, while the verdict file moved into training; left unread until that
+# round's models were final, and scored once. Sentinel: a fortnight's mix, asked
+# for everyday situations beyond the usual crises; longform: 120 long posts.
+BANK_VALIDATION_SENTINEL = Path(__file__).with_name("data") / "bank_validation_sentinel.jsonl"
+BANK_VALIDATION_LONGFORM = Path(__file__).with_name("data") / "bank_validation_longform.jsonl"
 VALIDATION_FILES = (
     BANK_VALIDATION,
     BANK_VALIDATION_INDEPENDENT,
@@ -176,6 +194,9 @@ VALIDATION_FILES = (
     BANK_VALIDATION_FINAL,
     BANK_VALIDATION_AUDIT,
     BANK_VALIDATION_UNSEEN,
+    BANK_VALIDATION_CONFIRM,
+    BANK_VALIDATION_SENTINEL,
+    BANK_VALIDATION_LONGFORM,
 )
 
 # (file, rows sampled). Public texts are cut to MAX_CHARS: long reviews add
@@ -269,20 +290,11 @@ def topic_featurize(text: str, cues: TopicCues) -> Counter[str]:
     The hits are counted on the text before the bank's names are blanked, as
     the analyzer does (one lexicon scan serves topic cues and signals there).
     """
-    return _topic_featurize_normalised(normalize_for_analysis(text), cues)
-
-
-def _topic_featurize_normalised(norm: str, cues: TopicCues) -> Counter[str]:
+    norm = normalize_for_analysis(text)
     model_text = _drop_names(norm)
     feats = text_features(model_text, segment.cut_for_analysis(model_text))
     feats.update(cues.counts(norm))
     return feats
-
-
-def sentence_features(norm: str, cues: TopicCues) -> list[Counter[str]]:
-    """:func:`topic_featurize` of each sentence the analyzer also reads alone in
-    normalised ``norm`` (``nlp.features.sentences_to_read``; ``[]`` for most posts)."""
-    return [_topic_featurize_normalised(part, cues) for part in sentences_to_read(norm)]
 
 
 def fit_temperature(logits: Sequence[Sequence[float]], gold: Sequence[int]) -> float:
@@ -321,27 +333,16 @@ def cross_fitted_logits(
     file, and their figures were more optimistic than every blind file's
     (docs/nlp.md). Raises ``ValueError`` with fewer than two sources.
     """
-    return cross_fitted_scores(fit, sources, lambda model, i: model.scores(feats[i]))
-
-
-def cross_fitted_scores(
-    fit: Callable[[Sequence[int]], LinearTextModel],
-    sources: Sequence[str],
-    score: Callable[[LinearTextModel, int], _T],
-) -> list[_T]:
-    """``score(model, i)`` for every post ``i``, ``model`` trained without post ``i``'s
-    source file (:func:`cross_fitted_logits` is the common case). Raises
-    ``ValueError`` with fewer than two sources."""
     groups = sorted(set(sources))
     if len(groups) < 2:
         raise ValueError(f"cross-fitting needs posts from two or more files, got {groups}")
-    out: list[_T | None] = [None] * len(sources)
+    logits: list[list[float]] = [[] for _ in sources]
     for group in groups:
         model = fit([i for i, src in enumerate(sources) if src != group])
-        for i, src in enumerate(sources):
-            if src == group:
-                out[i] = score(model, i)
-    return out  # type: ignore[return-value]  # every index belongs to one group
+        held = [i for i, src in enumerate(sources) if src == group]
+        for i in held:
+            logits[i] = model.scores(feats[i])
+    return logits
 
 
 def calibrate(
@@ -498,12 +499,9 @@ def _train_bank_model(
     labels: Sequence[str],
     c: float,
     classes: Sequence[str],
-    parts: Sequence[Sequence[Counter[str]]] = (),
-) -> tuple[LinearTextModel, list[list[float]], list[list[list[float]]]]:
+) -> tuple[LinearTextModel, list[list[float]]]:
     """A model trained on the bank posts alone (weight 1 each), calibrated on their
-    cross-fitted logits; returns it, those logits and, per post, the same fold
-    model's logits of each of ``parts[i]`` (features of parts of post ``i``,
-    such as its sentences; ``[]`` for every post when ``parts`` is empty)."""
+    cross-fitted logits; returns it and those logits."""
 
     def fit(indices: Sequence[int], meta: dict[str, Any] | None = None) -> LinearTextModel:
         return fit_linear(
@@ -519,16 +517,11 @@ def _train_bank_model(
     model = fit(
         range(len(bank)), {"trained_on": {"bank_labelled": len(bank)}, "C": c, "seed": SEED}
     )
-    scored = cross_fitted_scores(
-        fit,
-        [e.source for e in bank],
-        lambda m, i: (m.scores(feats[i]), [m.scores(f) for f in parts[i]] if parts else []),
-    )
-    logits = [post for post, _ in scored]
+    logits = cross_fitted_logits(fit, feats, [e.source for e in bank])
     model.temperature, model.meta["calibration"] = calibrate(
         logits, labels, classes, folds=len({e.source for e in bank})
     )
-    return model, logits, [part for _, part in scored]
+    return model, logits
 
 
 def topic_features(
@@ -545,7 +538,7 @@ def train_topic(bank: Sequence[Example], feats: Sequence[Counter[str]]) -> Linea
     ``feats`` are :func:`topic_features` of ``bank``.
     """
     labels = [str(e.topic) for e in bank]
-    model, _, _ = _train_bank_model("topic", bank, feats, labels, TOPIC_C, [t.value for t in Topic])
+    model, _ = _train_bank_model("topic", bank, feats, labels, TOPIC_C, [t.value for t in Topic])
     return model
 
 
@@ -630,10 +623,8 @@ def train_crisis(
     by :func:`critical_thresholds` (the most precise rule reaching
     ``CRITICAL_RECALL_TARGET``) on probabilities of the training posts
     cross-fitted by source file, so they never see the validation files; a post's
-    "praise" there is its gold label. The probability is the analyzer's
-    reading: a post of ``meta.sentence_reading_min_chars`` characters or more
-    counts its most critical sentence if that one reads higher than the whole.
-    Raises ``ValueError`` naming the post when a critical post has no known signal.
+    "praise" there is its gold label. Raises ``ValueError`` naming the post
+    when a critical post has no known signal.
     """
     labels = []
     for e in bank:
@@ -645,17 +636,8 @@ def train_crisis(
         labels.append(str(e.signal) if e.critical else CRISIS_NONE)
     classes = [CRISIS_NONE, *signal_names]
     norms = [normalize_for_analysis(e.text) for e in bank]
-    cues = TopicCues({t.value: words for t, words in lexicon.topics.items()})
-    parts = [sentence_features(n, cues) for n in norms]
-    model, logits, part_logits = _train_bank_model(
-        "crisis", bank, feats, labels, CRISIS_C, classes, parts
-    )
-    # The analyzer's crisis reading: the whole post or, for a long one, its
-    # sentence with the highest P(critical) (Analyzer._crisis_reading).
-    p_critical = [
-        max(1.0 - softmax(row, model.temperature)[0] for row in [post, *sentence_rows])
-        for post, sentence_rows in zip(logits, part_logits, strict=True)
-    ]
+    model, logits = _train_bank_model("crisis", bank, feats, labels, CRISIS_C, classes)
+    p_critical = [1.0 - softmax(row, model.temperature)[0] for row in logits]
     gold = [label != CRISIS_NONE for label in labels]
     by_lexicon = [lexicon.critical_in(n) for n in norms]
     blocked = [
@@ -683,7 +665,6 @@ def train_crisis(
     }
     model.meta["critical_threshold"] = threshold
     model.meta["confirm_threshold"] = confirm
-    model.meta["sentence_reading_min_chars"] = SENTENCE_READING_MIN_CHARS
     return model
 
 
