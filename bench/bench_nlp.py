@@ -1,6 +1,6 @@
 """Benchmark of ``nlp``: our analyzer against SnowNLP, side by side on the same posts.
 
-Quality is measured on twelve validation files that ``nlp.train`` never reads:
+Quality is measured on fourteen validation files that ``nlp.train`` never reads:
 
 * ``nlp/data/bank_validation.jsonl`` — 122 short posts about the fictional
   澜海银行, held out from the start, written and hand-labelled (sentiment,
@@ -53,8 +53,13 @@ Quality is measured on twelve validation files that ``nlp.train`` never reads:
 * ``nlp/data/bank_validation_sentinel.jsonl`` and
   ``nlp/data/bank_validation_longform.jsonl`` — 200 posts each written blind
   the same way at the start of the seventh round (a fortnight's mix; 120
-  long posts), left unread until that round's models were final, and scored
-  once; suffixes ``_sentinel`` and ``_longform``.
+  long posts), scored once with that round's models; suffixes ``_sentinel``
+  and ``_longform``;
+* ``nlp/data/bank_validation_ledger.jsonl`` and
+  ``nlp/data/bank_validation_forum.jsonl`` — 200 posts each written blind the
+  same way at the start of the eighth round (a month's mix; 130 long texts of
+  several voices or items), left unread until that round's models were
+  final, and scored once; suffixes ``_ledger`` and ``_forum``.
 
 All are small and hand-made, so read the figures as "on posts like these",
 not as a measurement on a bank's real traffic; each figure's detail gives
@@ -395,6 +400,8 @@ def run(quick: bool) -> list[Result]:
             "_confirm",
             "_sentinel",
             "_longform",
+            "_ledger",
+            "_forum",
         ),
         strict=True,
     ):

@@ -62,11 +62,19 @@ _CANDIDATES = ("utf_8", "gb18030", "big5hkscs")
 _CJK_FAMILY = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950", "hz"}
 
 
+# Browsers (WHATWG) decode pages labelled gbk or gb2312 as GB18030, and w3lib
+# before 2.6 reported such pages' encoding as gb18030; 2.6 reports the label.
+# One name for the family keeps the decode check and the yuqing/encoding/*
+# counters the same under either.
+_WHATWG_DECODER = {"gbk": "gb18030", "gb2312": "gb18030"}
+
+
 def _codec(name: str) -> str:
     try:
-        return codecs.lookup(name).name.replace("-", "_")
+        codec = codecs.lookup(name).name.replace("-", "_")
     except LookupError:
-        return name.lower()
+        codec = name.lower()
+    return _WHATWG_DECODER.get(codec, codec)
 
 
 def corrected_encoding(body: bytes, declared: str) -> str | None:
@@ -95,8 +103,6 @@ def corrected_encoding(body: bytes, declared: str) -> str | None:
             return None  # UTF-8 with a few damaged bytes, not another encoding
     best = from_bytes(body, cp_isolation=list(_CANDIDATES)).best()
     if best is None or _codec(best.encoding) == codec:
-        return None
-    if _codec(best.encoding) == "gb18030" and codec in {"gbk", "gb2312"}:
         return None
     if _codec(best.encoding) == "big5hkscs" and codec in {"big5", "cp950"}:
         return None

@@ -241,7 +241,7 @@ class Analyzer:
             topic, confidence = Topic.OTHER, 0.0
         p_critical = 1.0 - crisis_proba[0]
         signals, denied = self._signals(post.found, p_critical >= self._confirm_threshold)
-        # No hand-labelled critical post praises the bank (0 of 1,130); a praising
+        # No hand-labelled critical post praises the bank (0 of 1,241); a praising
         # post the crisis model flags is about a crisis theme, not a crisis.
         if post.has_text and sentiment is not Sentiment.POSITIVE:
             signals += self._model_signals(post.features, crisis_proba, signals, denied)

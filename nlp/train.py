@@ -43,7 +43,9 @@ one round later), ``nlp/data/bank_validation_sealed.jsonl`` and
 ``nlp/data/bank_validation_unseen.jsonl`` (the same, in the fourth and fifth
 rounds), ``nlp/data/bank_validation_confirm.jsonl`` (the same, in the sixth
 round), ``nlp/data/bank_validation_sentinel.jsonl`` and
-``nlp/data/bank_validation_longform.jsonl`` (the same, in the seventh).
+``nlp/data/bank_validation_longform.jsonl`` (the same, in the seventh),
+``nlp/data/bank_validation_ledger.jsonl`` and
+``nlp/data/bank_validation_forum.jsonl`` (the same, in the eighth).
 They are what ``yuqing nlp eval`` and
 ``bench/bench_nlp.py`` report on; a test checks that the training and
 validation files are pairwise disjoint.
@@ -127,6 +129,13 @@ BANK_TRAIN_TOPICS = Path(__file__).with_name("data") / "bank_labelled_topics.jso
 # once, then moved here in the seventh: the only other long-post file was one
 # author's, so cross-fitting held out every long post a model could learn from.
 BANK_TRAIN_VERDICT = Path(__file__).with_name("data") / "bank_labelled_verdict.jsonl"
+# Written blind in the eighth round, after the sentinel and longform files' single
+# looks: everyday banking situations across all twelve topics (everyday), and
+# long texts of several voices or items — threads with replies, group chats, news
+# roundups, tickets with the bank's reply — with a crisis sometimes in one reply
+# or one item only (threads).
+BANK_TRAIN_EVERYDAY = Path(__file__).with_name("data") / "bank_labelled_everyday.jsonl"
+BANK_TRAIN_THREADS = Path(__file__).with_name("data") / "bank_labelled_threads.jsonl"
 TRAIN_FILES = (
     BANK_TRAIN,
     BANK_TRAIN_EXTRA,
@@ -142,6 +151,8 @@ TRAIN_FILES = (
     BANK_TRAIN_LONG,
     BANK_TRAIN_TOPICS,
     BANK_TRAIN_VERDICT,
+    BANK_TRAIN_EVERYDAY,
+    BANK_TRAIN_THREADS,
 )
 BANK_VALIDATION = Path(__file__).with_name("data") / "bank_validation.jsonl"
 BANK_VALIDATION_INDEPENDENT = Path(__file__).with_name("data") / "bank_validation_independent.jsonl"
@@ -184,6 +195,12 @@ BANK_VALIDATION_CONFIRM = Path(__file__).with_name("data") / "bank_validation_co
 # for everyday situations beyond the usual crises; longform: 120 long posts.
 BANK_VALIDATION_SENTINEL = Path(__file__).with_name("data") / "bank_validation_sentinel.jsonl"
 BANK_VALIDATION_LONGFORM = Path(__file__).with_name("data") / "bank_validation_longform.jsonl"
+# Written blind at the start of the eighth round (the guide only), each by its own
+# author, in parallel with that round's training files; left unread until its
+# models were final, and scored once. Ledger: a month's mix; forum: 130 long
+# texts of several voices or items.
+BANK_VALIDATION_LEDGER = Path(__file__).with_name("data") / "bank_validation_ledger.jsonl"
+BANK_VALIDATION_FORUM = Path(__file__).with_name("data") / "bank_validation_forum.jsonl"
 VALIDATION_FILES = (
     BANK_VALIDATION,
     BANK_VALIDATION_INDEPENDENT,
@@ -197,6 +214,8 @@ VALIDATION_FILES = (
     BANK_VALIDATION_CONFIRM,
     BANK_VALIDATION_SENTINEL,
     BANK_VALIDATION_LONGFORM,
+    BANK_VALIDATION_LEDGER,
+    BANK_VALIDATION_FORUM,
 )
 
 # (file, rows sampled). Public texts are cut to MAX_CHARS: long reviews add
