@@ -59,7 +59,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
 # GBK; Big5-HKSCS of Big5. Each decodes most bytes of the others without an
 # error, so a wrong declaration shows only as nonsense text.
 _CANDIDATES = ("utf_8", "gb18030", "big5hkscs")
-_CJK_FAMILY = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950", "hz"}
+_CJK_FAMILY = {"gb18030", "big5", "big5hkscs", "cp950", "hz"}  # as _codec names them
 
 
 # Browsers (WHATWG) decode pages labelled gbk or gb2312 as GB18030, and w3lib

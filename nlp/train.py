@@ -357,8 +357,8 @@ def cross_fitted_logits(
         raise ValueError(f"cross-fitting needs posts from two or more files, got {groups}")
     logits: list[list[float]] = [[] for _ in sources]
     for group in groups:
-        model = fit([i for i, src in enumerate(sources) if src != group])
         held = [i for i, src in enumerate(sources) if src == group]
+        model = fit([i for i, src in enumerate(sources) if src != group])
         for i in held:
             logits[i] = model.scores(feats[i])
     return logits
@@ -654,10 +654,10 @@ def train_crisis(
             )
         labels.append(str(e.signal) if e.critical else CRISIS_NONE)
     classes = [CRISIS_NONE, *signal_names]
-    norms = [normalize_for_analysis(e.text) for e in bank]
     model, logits = _train_bank_model("crisis", bank, feats, labels, CRISIS_C, classes)
     p_critical = [1.0 - softmax(row, model.temperature)[0] for row in logits]
     gold = [label != CRISIS_NONE for label in labels]
+    norms = [normalize_for_analysis(e.text) for e in bank]
     by_lexicon = [lexicon.critical_in(n) for n in norms]
     blocked = [
         e.sentiment == Sentiment.POSITIVE.value or any(d in n for d in lexicon.denials)
