@@ -1,6 +1,6 @@
 """Benchmark of ``nlp``: our analyzer against SnowNLP, side by side on the same posts.
 
-Quality is measured on fourteen validation files that ``nlp.train`` never reads:
+Quality is measured on sixteen validation files that ``nlp.train`` never reads:
 
 * ``nlp/data/bank_validation.jsonl`` — 122 short posts about the fictional
   澜海银行, held out from the start, written and hand-labelled (sentiment,
@@ -59,7 +59,19 @@ Quality is measured on fourteen validation files that ``nlp.train`` never reads:
   ``nlp/data/bank_validation_forum.jsonl`` — 200 posts each written blind the
   same way at the start of the eighth round (a month's mix; 130 long texts of
   several voices or items), left unread until that round's models were
-  final, and scored once; suffixes ``_ledger`` and ``_forum``.
+  final, and scored once; suffixes ``_ledger`` and ``_forum``;
+* ``nlp/data/bank_validation_chorus.jsonl`` and
+  ``nlp/data/bank_validation_month.jsonl`` — 200 posts each written blind
+  the same way at the start of the ninth round (160 texts of several voices
+  or items; a month's mix), left unread until that round's two candidate
+  models were final, and scored once with each; suffixes ``_chorus`` and
+  ``_month``.
+
+A second labeller's labels of six of these files
+(``nlp/data/second_labels/``) give ``second_labeller_sentiment_macro_f1_<name>``
+and ``second_labeller_topic_accuracy_<name>``: how far two readers of the
+guide agree, with the model's figures on the posts they agree on in the
+detail.
 
 All are small and hand-made, so read the figures as "on posts like these",
 not as a measurement on a bank's real traffic; each figure's detail gives
@@ -110,6 +122,7 @@ from typing import TYPE_CHECKING
 
 from bench.results import Result
 from core.settings import Watchlist
+from core.vocab import Sentiment, Topic
 from nlp.evaluate import (
     ClassReport,
     EvalResult,
@@ -119,7 +132,12 @@ from nlp.evaluate import (
     expected_calibration_error,
     load_jsonl,
 )
-from nlp.train import BANK_VALIDATION, BANK_VALIDATION_INDEPENDENT, VALIDATION_FILES
+from nlp.train import (
+    BANK_VALIDATION,
+    BANK_VALIDATION_INDEPENDENT,
+    SECOND_LABELS_DIR,
+    VALIDATION_FILES,
+)
 
 if TYPE_CHECKING:  # the real import is in run(): jieba and the models load there
     from nlp.analyzer import Analyzer
@@ -332,6 +350,68 @@ def _quality(
     ]
 
 
+def _second_labeller(
+    analyzer: Analyzer, path: Path, gold: Sequence[Example], second: Sequence[Example]
+) -> list[Result]:
+    """How a second labeller's labels of ``path`` agree with its first (gold) labels.
+
+    Both read the same guide and neither saw the other's labels or any model;
+    the detail adds the model's figures on the posts the two agree on, which
+    tells whether its misses are the posts a reader could label either way.
+    """
+    if [e.text for e in second] != [e.text for e in gold]:
+        raise ValueError(f"{SECOND_LABELS_DIR / path.name}: texts differ from {path}")
+    topics = [t.value for t in Topic]
+    sentiments = [s.value for s in Sentiment]
+    analyses = analyzer.analyze_many([("", e.text) for e in gold])
+    sent = class_report([g.sentiment for g in gold], [e.sentiment for e in second], sentiments)
+    topic = class_report([str(g.topic) for g in gold], [str(e.topic) for e in second], topics)
+    crit = class_report(
+        [str(g.critical) for g in gold], [str(e.critical) for e in second], ["True", "False"]
+    ).per_class["True"]
+    both_s = [
+        i for i, (g, e) in enumerate(zip(gold, second, strict=True)) if g.sentiment == e.sentiment
+    ]
+    both_t = [i for i, (g, e) in enumerate(zip(gold, second, strict=True)) if g.topic == e.topic]
+    model_s = class_report(
+        [gold[i].sentiment for i in both_s],
+        [str(analyses[i].sentiment) for i in both_s],
+        sentiments,
+    )
+    model_t = class_report(
+        [str(gold[i].topic) for i in both_t], [str(analyses[i].topic) for i in both_t], topics
+    )
+    split = _split_name(path, len(gold))
+    suffix = path.stem.removeprefix("bank_validation")
+    return [
+        Result(
+            name=f"second_labeller_sentiment_macro_f1{suffix}",
+            value=round(sent.macro_f1, 3),
+            unit="",
+            goal=None,
+            better="higher",
+            detail=(
+                f"a second labeller's sentiment against the first labels of {split} "
+                f"(accuracy {sent.accuracy:.3f}; {_matrix(sent)}); the model on the "
+                f"{len(both_s)} posts the two agree on: macro-F1 {model_s.macro_f1:.3f}"
+            ),
+        ),
+        Result(
+            name=f"second_labeller_topic_accuracy{suffix}",
+            value=round(topic.accuracy, 3),
+            unit="",
+            goal=None,
+            better="higher",
+            detail=(
+                f"a second labeller's topic against the first labels of {split}; its "
+                f"critical flag: recall {crit.recall:.3f}, precision {crit.precision:.3f}; "
+                f"the model on the {len(both_t)} posts the two agree on: topic accuracy "
+                f"{model_t.accuracy:.3f}"
+            ),
+        ),
+    ]
+
+
 def run(quick: bool) -> list[Result]:
     """Time and score both on the validation splits (``quick``: fewer timing rounds)."""
     from snownlp import SnowNLP
@@ -409,6 +489,10 @@ def run(quick: bool) -> list[Result]:
         quality += _quality(
             suffix, _split_name(path, len(held_out)), result, ece, calibration, lexicon_only
         )
+        if (SECOND_LABELS_DIR / path.name).exists():
+            quality += _second_labeller(
+                analyzer, path, held_out, load_jsonl(SECOND_LABELS_DIR / path.name)
+            )
     return [
         Result(
             name="nlp_posts_per_s",

@@ -2,7 +2,8 @@
 
 Each benchmark module ``bench/bench_*.py`` defines ``run(quick: bool) -> list[Result]``;
 ``bench/run.py`` runs them all and writes the list of objects
-``{"name", "value", "unit", "goal", "better", "detail"}``.
+``{"name", "value", "unit", "goal", "better", "detail", "source"}`` (``source``:
+the module that measured it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Result:
     goal: float | None
     better: Literal["higher", "lower"]
     detail: str = ""
+    source: str = ""
 
     @property
     def meets_goal(self) -> bool | None:
@@ -31,12 +33,21 @@ class Result:
         return self.value >= self.goal if self.better == "higher" else self.value <= self.goal
 
 
-def write_results(results: list[Result], path: Path = RESULTS_PATH) -> None:
-    """Merge ``results`` into ``path`` by name (figures of other benchmarks are kept)."""
+def write_results(
+    results: list[Result], path: Path = RESULTS_PATH, rerun: frozenset[str] = frozenset()
+) -> None:
+    """Merge ``results`` into ``path`` by name.
+
+    Figures of other benchmarks are kept; those of a module in ``rerun`` (a
+    ``source`` that has just run in full) are replaced as a whole, so a figure
+    it no longer measures (a validation file moved into training) does not
+    linger in the README beside the fresh ones.
+    """
     existing: dict[str, dict[str, object]] = {}
     if path.exists():
         for row in json.loads(path.read_text(encoding="utf-8")):
-            existing[row["name"]] = row
+            if row.get("source") not in rerun:
+                existing[row["name"]] = row
     for res in results:
         existing[res.name] = asdict(res)
     rows = sorted(existing.values(), key=lambda r: str(r["name"]))

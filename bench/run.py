@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench.results import RESULTS_PATH, Result, read_results, write_results
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         write_results(got, args.out)
         return 0
     results: list[Result] = []
+    ran: list[str] = []
     failed = []
     for name in _modules(args.only):
         start = time.perf_counter()
@@ -55,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                 logging.error("benchmark %s failed (exit code %s)", name, code)
                 failed.append(f"{name}: exit code {code} (its traceback is above)")
                 continue
-            got = read_results(out)
+            got = [replace(res, source=name) for res in read_results(out)]
         results.extend(got)
+        ran.append(name)
         for res in got:
             verdict = {True: "meets goal", False: "MISSES goal", None: ""}[res.meets_goal]
             print(f"   {res.name} = {res.value:g} {res.unit} (goal {res.goal}) {verdict}")
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print("quick run: results not written (run `make bench` for the recorded figures)")
     else:
-        write_results(results, RESULTS_PATH)
+        write_results(results, RESULTS_PATH, rerun=frozenset(ran))
         print(f"wrote {RESULTS_PATH}")
     if failed:
         print("failed benchmarks:\n  " + "\n  ".join(failed), file=sys.stderr)

@@ -14,7 +14,10 @@ model sees at run time exactly the features it was trained on:
 * ``f:question`` / ``f:notice``  a question (？, 吗, 请问, 怎么 …) or an
   announcement (公告, 通知, 宣布 …): the usual shapes of *neutral* bank posts,
   which the public review data (positive/negative only) never shows,
-* ``l:<topic>``  a topic-lexicon hit (topic model only, see ``lexicon_features``).
+* ``l:<name>``  lexicon hits (topic and crisis models only, see :class:`TopicCues`):
+  a topic's words under its key, a crisis signal's triggers under the signal's
+  name (``Lexicon.cue_words``), so the crisis model learns how far each
+  signal's triggers are worth trusting.
 """
 
 from __future__ import annotations
@@ -244,7 +247,11 @@ _CUES = PhraseSet([*_SARCASM_MARKERS, *_COMPLAINT_CUES, *_QUESTION_WORDS, *_NOTI
 
 
 class TopicCues:
-    """``l:<topic>`` features: how many distinct words of each topic's lexicon a text contains."""
+    """``l:<name>`` features: how many distinct words of each named word list a text contains.
+
+    The analyzer and training pass ``Lexicon.cue_words()``: the topics' words
+    and the crisis signals' triggers.
+    """
 
     def __init__(self, topic_words: Mapping[str, Iterable[str]]) -> None:
         self._topics_of: dict[str, list[str]] = {}

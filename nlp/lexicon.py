@@ -33,6 +33,18 @@ class Lexicon:
     signals: tuple[SignalSpec, ...]
     denials: tuple[str, ...]
 
+    def cue_words(self) -> dict[str, tuple[str, ...]]:
+        """The phrases the topic and crisis models read as ``l:<name>`` counts
+        (:class:`nlp.features.TopicCues`): each topic's words under its key and
+        each signal's triggers under its name (the names never coincide).
+
+        The crisis model learns from data how far each signal's triggers are
+        worth trusting, instead of seeing only the words around them.
+        """
+        cues = {topic.value: words for topic, words in self.topics.items()}
+        cues.update((spec.name, spec.words) for spec in self.signals)
+        return cues
+
     def critical_in(self, text: str) -> bool:
         """The lexicon's own verdict on normalised ``text``: a critical signal's phrase
         occurs and no denial does (substring matches, as the analyzer's scan).

@@ -32,9 +32,14 @@ class MentionMatcher:
         ]
 
     @property
+    def bank_names(self) -> list[str]:
+        """The watched bank's own name and aliases (what the models never see)."""
+        return list(self._watchlist.bank.all_names)
+
+    @property
     def vocabulary(self) -> list[str]:
         """Every watched name and alias (to teach the segmenter whole words)."""
-        names = list(self._watchlist.bank.all_names)
+        names = self.bank_names
         for entity in [*self._watchlist.branches, *self._watchlist.products]:
             names.extend(entity.all_names)
         return names

@@ -81,6 +81,29 @@ def test_analyzer_bank_run_rumor(analyzer: Analyzer) -> None:
     assert "取不出钱" in bank_run.triggers and bank_run.critical
 
 
+def test_configured_branches_and_products_reach_the_models_as_in_training(
+    analyzer: Analyzer,
+) -> None:
+    # Training blanks only the bank's own names (its files name fictional
+    # branches and products freely). Blanking a configured branch here too
+    # once turned "…在滨江支行集体维权" into text unlike any training post and
+    # dropped it below the confirm threshold; a watchlist with branches and
+    # products must score a post exactly as one without them, entities apart.
+    bare = Analyzer(Watchlist(bank=WATCHLIST.bank, exclusions=WATCHLIST.exclusions))
+    for text in (
+        "澜海稳盈3号跌破净值，亏损20%，我们在滨江支行集体维权",
+        "滨江支行的客户经理很耐心，稳盈3号收益也不错",
+    ):
+        configured, plain = analyzer.analyze(text), bare.analyze(text)
+        assert configured.entities != plain.entities
+        assert (configured.sentiment_score, configured.topic_confidence, configured.risk_score) == (
+            plain.sentiment_score,
+            plain.topic_confidence,
+            plain.risk_score,
+        )
+        assert configured.critical == plain.critical
+
+
 def test_analyzer_praise_is_positive(analyzer: Analyzer) -> None:
     a = analyzer.analyze("澜海银行的客户经理很耐心，帮我解决了问题，点赞")
     assert a.sentiment is Sentiment.POSITIVE

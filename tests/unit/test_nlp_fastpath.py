@@ -145,7 +145,7 @@ def test_phrase_set_equals_substring_tests() -> None:
 
 
 def test_topic_cues_equal_counting_each_word() -> None:
-    topic_words = {t.value: words for t, words in load_lexicon().topics.items()}
+    topic_words = load_lexicon().cue_words()
     cues = TopicCues(topic_words)
     for text in TEXTS:
         norm = normalize_for_analysis(text)
@@ -162,7 +162,7 @@ def test_joint_scorer_fast_path_equals_each_model() -> None:
     sentiment, topic = load_model("sentiment"), load_model("topic")
     scorer = JointScorer([sentiment, topic])
     drop = name_remover(["澜海银行", "澜海"])
-    cues = TopicCues({t.value: w for t, w in load_lexicon().topics.items()})
+    cues = TopicCues(load_lexicon().cue_words())
     for text in TEXTS[::3]:
         norm = drop(normalize_for_analysis(text))
         words = segment.cut_for_analysis(norm)
@@ -273,7 +273,7 @@ def test_analyzer_sees_exactly_the_training_features() -> None:
 
     analyzer = Analyzer(Watchlist())
     sentiment, topic = load_model("sentiment"), load_model("topic")
-    cues = TopicCues({t.value: w for t, w in load_lexicon().topics.items()})
+    cues = TopicCues(load_lexicon().cue_words())
     for text in TEXTS[::2]:
         if not normalize_for_analysis(text):
             continue
@@ -304,7 +304,7 @@ def _assert_close(batch: list[list[list[float]]], single: list[list[list[float]]
 def test_predict_mixed_many_equals_predict_mixed() -> None:
     sentiment, topic = load_model("sentiment"), load_model("topic")
     drop = name_remover(["澜海银行", "澜海"])
-    cues = TopicCues({t.value: w for t, w in load_lexicon().topics.items()})
+    cues = TopicCues(load_lexicon().cue_words())
     posts = []
     for text in _shipped_labelled_texts() + EDGE_CASES:
         norm = normalize_for_analysis(text)

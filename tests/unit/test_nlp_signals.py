@@ -33,6 +33,15 @@ def test_lexicon_names_every_signal_of_the_issue() -> None:
     }
 
 
+def test_cue_words_are_the_topics_and_the_signals_under_distinct_names() -> None:
+    lex = load_lexicon()
+    cues = lex.cue_words()
+    topics = {t.value: words for t, words in lex.topics.items()}
+    signals = {s.name: s.words for s in lex.signals}
+    assert not topics.keys() & signals.keys()  # one l:<name> never means two lists
+    assert cues == {**topics, **signals}
+
+
 @pytest.mark.parametrize(
     ("text", "signal", "trigger"),
     [

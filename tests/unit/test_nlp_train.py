@@ -10,6 +10,7 @@ from nlp.lexicon import load_lexicon
 from nlp.normalize import normalize_for_analysis
 from nlp.train import (
     DEFAULT_DATA_DIR,
+    SECOND_LABELS_DIR,
     TRAIN_FILES,
     VALIDATION_FILES,
     calibrate,
@@ -23,7 +24,7 @@ from nlp.train import (
 def test_bank_sets_are_labelled_and_disjoint() -> None:
     files = [*TRAIN_FILES, *VALIDATION_FILES]
     sets = {path.name: load_jsonl(path) for path in files}
-    assert len(sets) == 30 and all(len(examples) >= 100 for examples in sets.values())
+    assert len(sets) == 38 and all(len(examples) >= 100 for examples in sets.values())
     # Pairwise disjoint even after normalisation (a traditional-character or
     # full-width copy of a training post would be the same post to the model).
     owner: dict[str, str] = {}
@@ -42,6 +43,25 @@ def test_bank_sets_are_labelled_and_disjoint() -> None:
     signals = {s.name for s in load_lexicon().signals if s.critical}
     for path in TRAIN_FILES:
         assert all(e.signal in signals for e in load_jsonl(path) if e.critical), path.name
+
+
+def test_second_labels_cover_their_validation_files_text_for_text() -> None:
+    # The bench compares them row by row: a second labeller's file must hold
+    # the very texts of the validation file it relabels, in order, every
+    # label given, and never be mistaken for a file of its own.
+    second = sorted(SECOND_LABELS_DIR.glob("*.jsonl"))
+    relabelled = ("blind", "chorus", "forum", "longform", "month", "sentinel")
+    assert [p.name for p in second] == sorted(f"bank_validation_{n}.jsonl" for n in relabelled)
+    validation = {p.name: p for p in VALIDATION_FILES}
+    for path in second:
+        gold, relabelled = load_jsonl(validation[path.name]), load_jsonl(path)
+        assert [e.text for e in relabelled] == [e.text for e in gold], path.name
+        assert all(e.topic is not None and e.critical is not None for e in relabelled)
+        # Labelled independently: the two must differ somewhere, or the file is a copy.
+        assert any(
+            (e.sentiment, e.topic, e.critical) != (g.sentiment, g.topic, g.critical)
+            for e, g in zip(relabelled, gold, strict=True)
+        ), path.name
 
 
 def test_critical_thresholds_reach_the_recall_target_most_precisely() -> None:
