@@ -1,6 +1,6 @@
 """Benchmark of ``nlp``: our analyzer against SnowNLP, side by side on the same posts.
 
-Quality is measured on sixteen validation files that ``nlp.train`` never reads:
+Quality is measured on eighteen validation files that ``nlp.train`` never reads:
 
 * ``nlp/data/bank_validation.jsonl`` — 122 short posts about the fictional
   澜海银行, held out from the start, written and hand-labelled (sentiment,
@@ -65,7 +65,12 @@ Quality is measured on sixteen validation files that ``nlp.train`` never reads:
   the same way at the start of the ninth round (160 texts of several voices
   or items; a month's mix), left unread until that round's two candidate
   models were final, and scored once with each; suffixes ``_chorus`` and
-  ``_month``.
+  ``_month``;
+* ``nlp/data/bank_validation_relay.jsonl`` and
+  ``nlp/data/bank_validation_season.jsonl`` — 200 posts each written blind
+  the same way in the tenth round (140 texts of several voices or items; a
+  season's mix) to decide the crisis recall target, scored once with each
+  candidate; suffixes ``_relay`` and ``_season``.
 
 A second labeller's labels of six of these files
 (``nlp/data/second_labels/``) give ``second_labeller_sentiment_macro_f1_<name>``

@@ -232,6 +232,11 @@ BANK_VALIDATION_FORUM = Path(__file__).with_name("data") / "bank_validation_foru
 # and 40 short posts; month: a month's mix.
 BANK_VALIDATION_CHORUS = Path(__file__).with_name("data") / "bank_validation_chorus.jsonl"
 BANK_VALIDATION_MONTH = Path(__file__).with_name("data") / "bank_validation_month.jsonl"
+# Written blind in the tenth round, each by its own author, to decide the crisis
+# recall target (0.95 or 0.96); left unread and scored once with each. Relay:
+# 140 texts of several voices or items and 60 short posts; season: a season's mix.
+BANK_VALIDATION_RELAY = Path(__file__).with_name("data") / "bank_validation_relay.jsonl"
+BANK_VALIDATION_SEASON = Path(__file__).with_name("data") / "bank_validation_season.jsonl"
 VALIDATION_FILES = (
     BANK_VALIDATION,
     BANK_VALIDATION_INDEPENDENT,
@@ -249,6 +254,8 @@ VALIDATION_FILES = (
     BANK_VALIDATION_FORUM,
     BANK_VALIDATION_CHORUS,
     BANK_VALIDATION_MONTH,
+    BANK_VALIDATION_RELAY,
+    BANK_VALIDATION_SEASON,
 )
 # A second labeller's labels of some validation files (same texts, same order,
 # labelled from the guide alone without seeing the first labels or any model):
@@ -282,9 +289,12 @@ SENTIMENT_C = 1.0
 TOPIC_C = 20.0
 CRISIS_C = 10.0
 CRISIS_NONE = "none"
-# The crisis rule's operating point (the issue's goal): the thresholds are the
-# most precise ones whose recall on the cross-fitted training posts reaches it.
-CRITICAL_RECALL_TARGET = 0.95
+# The crisis rule's operating point: the thresholds are the most precise ones
+# whose recall on the cross-fitted training posts reaches it. The issue's goal
+# is 0.95; aimed at exactly 0.95, new authors' long texts fell below it (forum
+# 0.945, longform 0.909), so the target keeps a point in hand (tenth round,
+# decided on two blind files: 2 crises missed instead of 3, precision ≥ 0.9).
+CRITICAL_RECALL_TARGET = 0.96
 MIN_DF = 2
 # Chosen by the cross-fitted macro-F1 of the sentiment model on the bank
 # training posts (meta.calibration.cv_macro_f1, never the validation files),

@@ -24,7 +24,7 @@ from nlp.train import (
 def test_bank_sets_are_labelled_and_disjoint() -> None:
     files = [*TRAIN_FILES, *VALIDATION_FILES]
     sets = {path.name: load_jsonl(path) for path in files}
-    assert len(sets) == 38 and all(len(examples) >= 100 for examples in sets.values())
+    assert len(sets) == 40 and all(len(examples) >= 100 for examples in sets.values())
     # Pairwise disjoint even after normalisation (a traditional-character or
     # full-width copy of a training post would be the same post to the model).
     owner: dict[str, str] = {}
