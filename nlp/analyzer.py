@@ -246,8 +246,9 @@ class Analyzer:
             topic, confidence = Topic.OTHER, 0.0
         p_critical = 1.0 - crisis_proba[0]
         signals, denied = self._signals(post.found, p_critical >= self._confirm_threshold)
-        # Almost no hand-labelled critical post praises the bank (3 of 1,621, each
-        # violence stopped by staff, which the lexicon still raises); a praising
+        # Almost no hand-labelled critical post praises the bank (3 of 1,621: two
+        # acts of violence staff stopped, one defence of the bank beside a queue
+        # to withdraw; the lexicon can still raise those); a praising
         # post the crisis model flags is about a crisis theme, not a crisis.
         if post.has_text and sentiment is not Sentiment.POSITIVE:
             signals += self._model_signals(post.features, crisis_proba, signals, denied)
