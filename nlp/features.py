@@ -253,15 +253,15 @@ class TopicCues:
     and the crisis signals' triggers.
     """
 
-    def __init__(self, topic_words: Mapping[str, Iterable[str]]) -> None:
+    def __init__(self, word_lists: Mapping[str, Iterable[str]]) -> None:
         self._topics_of: dict[str, list[str]] = {}
-        for topic, vocab in topic_words.items():
+        for topic, vocab in word_lists.items():
             for word in vocab:
                 self._topics_of.setdefault(word, []).append("l:" + topic)
         self._phrases = PhraseSet(self._topics_of)
 
     def counts(self, text: str) -> Counter[str]:
-        """``l:<topic>`` → number of that topic's lexicon words found in ``text``."""
+        """``l:<name>`` → number of that list's words found in ``text``."""
         return self.counts_of_found(self._phrases.found(text))
 
     @property
@@ -274,14 +274,6 @@ class TopicCues:
         return Counter(self.names_of_found(found))
 
     def names_of_found(self, found: Iterable[str]) -> list[str]:
-        """One ``l:<topic>`` per topic word among ``found``, as :meth:`counts_of_found` counts."""
+        """One ``l:<name>`` per listed word among ``found``, as :meth:`counts_of_found` counts."""
         topics_of = self._topics_of
         return list(itertools.chain.from_iterable(topics_of[w] for w in found if w in topics_of))
-
-
-def lexicon_features(text: str, topic_words: Mapping[str, Iterable[str]]) -> Counter[str]:
-    """``l:<topic>`` counts of topic-lexicon words found in ``text`` (substring match).
-
-    One-off form of :class:`TopicCues` (which training and the analyzer build once).
-    """
-    return TopicCues(topic_words).counts(text)

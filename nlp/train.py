@@ -15,7 +15,7 @@ Sentiment (3 classes) is trained on
 
 The topic model (the taxonomy of DESIGN.md) and the crisis model (``none``
 or the critical signal a post is about) are trained on the bank files only,
-with topic-lexicon hit counts as extra features. The crisis model's
+with lexicon cue counts (topic words, signal triggers) as extra features. The crisis model's
 thresholds on P(critical) — to raise a signal alone, and to confirm the
 lexicon's — are chosen together on cross-fitted posts: the most precise pair
 that reaches the recall target (:func:`critical_thresholds`).
@@ -30,23 +30,10 @@ the calibration split is never trained on by the model that scores it, and
 the shipped model still learns from every bank post. The temperature and the before/after
 log-loss and ECE go into the model file's ``meta.calibration``.
 
-The validation files ``VALIDATION_FILES`` are never read here:
-``nlp/data/bank_validation.jsonl`` (held out from the start, same authors as
-the first training file), ``nlp/data/bank_validation_independent.jsonl``
-(written and labelled later, in a noisier style, labelled before any model
-was run on it), ``nlp/data/bank_validation_fresh.jsonl`` (written blind),
-``nlp/data/bank_validation_holdout.jsonl`` (written blind, scored once after
-the models were final), ``nlp/data/bank_validation_blind.jsonl`` (the same,
-one round later), ``nlp/data/bank_validation_sealed.jsonl`` and
-``nlp/data/bank_validation_final.jsonl`` (the same, in the next two rounds),
-``nlp/data/bank_validation_audit.jsonl``,
-``nlp/data/bank_validation_unseen.jsonl`` (the same, in the fourth and fifth
-rounds), ``nlp/data/bank_validation_confirm.jsonl`` (the same, in the sixth
-round), ``nlp/data/bank_validation_sentinel.jsonl`` and
-``nlp/data/bank_validation_longform.jsonl`` (the same, in the seventh),
-``nlp/data/bank_validation_ledger.jsonl`` and
-``nlp/data/bank_validation_forum.jsonl`` (the same, in the eighth).
-They are what ``yuqing nlp eval`` and
+The validation files ``VALIDATION_FILES`` are never read here (the team's
+held-out split, a later noisier file, and files written blind, each scored
+once with one round's models; the comments above each constant say which
+round and how blind). They are what ``yuqing nlp eval`` and
 ``bench/bench_nlp.py`` report on; a test checks that the training and
 validation files are pairwise disjoint.
 scikit-learn is needed to train only; the shipped models are plain JSON.
