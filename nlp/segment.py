@@ -1,14 +1,16 @@
-"""A typed wrapper around jieba with the bank-domain dictionary loaded once.
+"""Typed wrappers around jieba with the bank-domain dictionary loaded once.
 
 jieba ships no type hints and keeps a global tokenizer; this module owns it so
 the dictionary is loaded exactly once per process and every caller (analysis,
 the FTS index, the query side) segments text the same way.
 
 There are two segmenters with the same bank dictionary: the search one
-(``cut``, ``tokenize``) also learns the configured watchlist's names
-(``add_words``); the one the models see (``cut_for_analysis``) never does, so
-an analysis depends only on the text and the model version — not on which
-watchlists this process happened to load — and matches what training saw.
+(``cut``, ``tokenize``: jieba) also learns the configured watchlist's names
+(``add_words``); the one the models see (``cut_for_analysis``: jieba-rs on
+jieba's dictionary, same words) never does, so an analysis depends only on
+the text and the model version — not on which watchlists this process
+happened to load — and matches what training saw. Each loads on first use:
+a process that only analyses never builds jieba's own tokenizer (≈ 0.7 s).
 """
 
 from __future__ import annotations
@@ -16,83 +18,24 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from importlib import resources
-from math import log
 
 import jieba  # type: ignore[import-untyped]  # jieba ships no types; this module is the typed wrapper
-from jieba import finalseg
+import rjieba  # type: ignore[import-untyped]
 
 _lock = threading.Lock()
-_ready = False
+_BANK_DICT = "bank_dict.txt"
+# Watchlist names waiting for the search segmenter's first use.
+_pending_words: list[str] = []
+_search_ready = False
 _tokenizer = jieba.Tokenizer()
-_analysis_tokenizer = jieba.Tokenizer()
-
-_RE_HAN = jieba.re_han_default
-_RE_SKIP = jieba.re_skip_default
-_INF = float("inf")
+_analysis_rs: rjieba.Jieba | None = None
+_analysis_freq: dict[str, int] = {}
+_analysis_jieba: jieba.Tokenizer | None = None
 
 # Tokens that carry no meaning for search or keywords.
 _PUNCT = set(" \t\r\n，。！？、；：“”‘’（）《》【】…—·,.!?;:'\"()[]{}<>/\\|@#$%^&*_+=~`-")
-
-
-def _ensure_loaded() -> None:
-    global _ready
-    if _ready:
-        return
-    with _lock:
-        if _ready:
-            return
-        jieba.setLogLevel(logging.WARNING)
-        _tokenizer.initialize()
-        dict_file = resources.files("nlp") / "data" / "bank_dict.txt"
-        with resources.as_file(dict_file) as path:
-            _tokenizer.load_userdict(str(path))
-        # A frozen copy of the dictionary (≈ 20 ms) instead of loading jieba twice.
-        if ANALYSIS_MIN_FREQ > 1:
-            freq, total = _pruned(_tokenizer.FREQ, ANALYSIS_MIN_FREQ)
-        else:
-            freq, total = dict(_tokenizer.FREQ), _tokenizer.total
-        _analysis_tokenizer.FREQ = freq
-        _analysis_tokenizer.total = total
-        _analysis_tokenizer.user_word_tag_tab = dict(_tokenizer.user_word_tag_tab)
-        _analysis_tokenizer.initialized = True
-        # jieba's edge weight log(freq) - log(total), computed once per word
-        # (the same float jieba computes per edge); prefix-only entries get
-        # _PREFIX_ONLY, which no weight can equal (every weight is < 0).
-        logtotal = log(total)
-        _LOG_PROB.clear()
-        _LOG_PROB.update((w, log(f) - logtotal if f else _PREFIX_ONLY) for w, f in freq.items())
-        _ready = True
-
-
-_LOG_PROB: dict[str, float] = {}
-_PREFIX_ONLY = 1.0
-
-
-def _pruned(freq: dict[str, int], min_freq: int) -> tuple[dict[str, int], int]:
-    """Words of at least ``min_freq`` with all their prefixes (frequency 0), and their total."""
-    kept = {w: f for w, f in freq.items() if f >= min_freq}
-    for word in list(kept):
-        for i in range(1, len(word)):
-            kept.setdefault(word[:i], 0)
-    return kept, sum(kept.values())
-
-
-def add_words(words: Iterable[str]) -> None:
-    """Teach the segmenter extra whole words (bank, branch and product names)."""
-    _ensure_loaded()
-    with _lock:
-        for word in words:
-            if word.strip():
-                _tokenizer.add_word(word.strip(), freq=20000)
-
-
-def cut(text: str) -> list[str]:
-    """Segment ``text`` into words (precise mode), keeping punctuation tokens."""
-    _ensure_loaded()
-    return list(_tokenizer.cut(text))
-
 
 # jieba's HMM (new-word discovery over runs of unknown single characters) for
 # the models' words. Off: it cost ≈ 60% of segmentation time, and the models'
@@ -101,121 +44,133 @@ def cut(text: str) -> list[str]:
 # the shipped models are trained with it off.
 ANALYSIS_HMM = os.environ.get("YUQING_NLP_HMM", "0") == "1"
 # The models' segmenter keeps only dictionary words of frequency ≥ this (and
-# every bank-dictionary word, which all have ≥ 800): 179k dictionary entries
-# instead of 498k, so its lookups stay in cache — ≈ 15% of analyze() time —
-# at no cost in cross-validated accuracy (docs/nlp.md). Rarer words fall back
-# to characters, which the models' character n-grams see anyway.
+# every bank-dictionary word, which all have ≥ 800): 137k words instead of
+# 349k, at no cost in cross-validated accuracy (docs/nlp.md). Rarer words fall
+# back to characters, which the models' character n-grams see anyway.
 # YUQING_NLP_MIN_FREQ overrides it for experiments (retrain afterwards).
 ANALYSIS_MIN_FREQ = int(os.environ.get("YUQING_NLP_MIN_FREQ", "5"))
+
+
+def _read_dictionary(package: str, name: str) -> dict[str, int]:
+    """Word frequencies of a jieba-format dictionary file (``word freq [tag]`` per line).
+
+    Raises ``ValueError`` naming the file and line of an entry without a
+    frequency: jieba would guess one from the dictionary it is added to, which
+    would make the analysis dictionary depend on load order.
+    """
+    text = (resources.files(package) / name).read_text(encoding="utf-8")
+    freq: dict[str, int] = {}
+    for lineno, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
+        word, _, rest = line.strip().partition(" ")
+        count = rest.partition(" ")[0]
+        if count.isdigit():
+            freq[word] = int(count)
+        elif word:
+            raise ValueError(
+                f"{package}/{name}:{lineno}: dictionary entry without a frequency: {line!r}"
+            )
+    return freq
+
+
+def analysis_dictionary() -> dict[str, int]:
+    """The models' dictionary: jieba's ``dict.txt`` with ``nlp/data/bank_dict.txt``
+    over it (a bank word replaces jieba's frequency, as ``load_userdict`` does),
+    only words of frequency ≥ :data:`ANALYSIS_MIN_FREQ`. Built once; do not mutate."""
+    _ensure_analysis_loaded()
+    return _analysis_freq
+
+
+def _ensure_analysis_loaded() -> None:
+    global _analysis_rs
+    if _analysis_rs is not None:
+        return
+    with _lock:
+        if _analysis_rs is not None:
+            return
+        freq = _read_dictionary("jieba", "dict.txt")
+        freq.update(_read_dictionary("nlp", f"data/{_BANK_DICT}"))
+        _analysis_freq.update((w, f) for w, f in freq.items() if f >= ANALYSIS_MIN_FREQ)
+        # jieba-rs weighs a route by log(f) − log(total) as jieba does, with the
+        # total of the frequencies added: the same words as jieba on this dictionary.
+        tokenizer = rjieba.Jieba.empty()
+        for word, f in _analysis_freq.items():
+            tokenizer.add_word(word, f, "")
+        _analysis_rs = tokenizer
+
+
+def _analysis_reference() -> jieba.Tokenizer:
+    """jieba's own tokenizer on the analysis dictionary: what ``cut_for_analysis``
+    must equal (tests), and the HMM-on cut (experiments). Built on first use."""
+    global _analysis_jieba
+    freq = analysis_dictionary()
+    with _lock:
+        if _analysis_jieba is None:
+            reference = jieba.Tokenizer()
+            table = dict(freq)
+            for word in freq:  # jieba's DAG walk needs every prefix (frequency 0)
+                for i in range(1, len(word)):
+                    table.setdefault(word[:i], 0)
+            reference.FREQ = table
+            reference.total = sum(freq.values())
+            reference.initialized = True
+            _analysis_jieba = reference
+        return _analysis_jieba
+
+
+def _ensure_search_loaded() -> None:
+    global _search_ready
+    if _search_ready:
+        return
+    with _lock:
+        if _search_ready:
+            return
+        jieba.setLogLevel(logging.WARNING)
+        _tokenizer.initialize()
+        with resources.as_file(resources.files("nlp") / "data" / _BANK_DICT) as path:
+            _tokenizer.load_userdict(str(path))
+        for word in _pending_words:
+            _tokenizer.add_word(word, freq=20000)
+        _pending_words.clear()
+        _search_ready = True
+
+
+def add_words(words: Iterable[str]) -> None:
+    """Teach the search segmenter extra whole words (bank, branch and product names).
+
+    Takes effect before the next ``cut``/``tokenize``; the models' segmenter
+    never learns them (see the module docstring)."""
+    cleaned = [w.strip() for w in words if w.strip()]
+    with _lock:
+        if _search_ready:
+            for word in cleaned:
+                _tokenizer.add_word(word, freq=20000)
+        else:
+            _pending_words.extend(cleaned)
+
+
+def cut(text: str) -> list[str]:
+    """Segment ``text`` into words (precise mode), keeping punctuation tokens."""
+    _ensure_search_loaded()
+    return list(_tokenizer.cut(text))
 
 
 def cut_for_analysis(text: str) -> list[str]:
     """Segment normalised text for the models: jieba precise mode, bank dictionary.
 
     Training (``nlp.train``) and the analyzer both call this, so the features
-    match. Same words as ``jieba.Tokenizer.lcut(text, HMM=ANALYSIS_HMM)`` on the
-    analysis dictionary (tests/unit/test_nlp_segment.py checks it on the bank
-    and public corpora), computed by :func:`_dag_cut`.
+    match. The words are exactly ``jieba.Tokenizer.lcut(text, HMM=ANALYSIS_HMM)``
+    on the analysis dictionary (tests/unit/test_nlp_fastpath.py checks it on
+    every shipped post and edge cases). With the HMM off (the shipped setting)
+    jieba-rs computes them: the same dictionary walk and route, ≈ 8× faster
+    than jieba in Python and with a far smaller dictionary in memory
+    (a double-array trie instead of a dict of 180k strings); with it on
+    (experiments only) jieba itself does, because jieba-rs's HMM step splits
+    some mixed alphanumeric runs differently.
     """
-    _ensure_loaded()
-    return _dag_cut(text, ANALYSIS_HMM)
-
-
-def _dag_cut(text: str, hmm: bool) -> list[str]:
-    """jieba's precise-mode cut (``Tokenizer.cut``), restated as one plain function.
-
-    jieba builds a DAG of dictionary words, picks the most probable route,
-    then (HMM) re-cuts runs of unknown single characters with its Viterbi
-    model. This does the same steps with the same float expressions — so
-    ties break the same way — but in one right-to-left pass without jieba's
-    per-block generators, the DAG dictionary and a second lookup per edge;
-    it is ≈ 2–3× faster without the HMM. The HMM step calls jieba's own
-    ``finalseg.cut``.
-    """
-    get = _LOG_PROB.get
-    logtotal = log(_analysis_tokenizer.total)
-    out: list[str] = []
-    append = out.append
-    # With its capturing group, split() puts the matched (CJK/alnum) blocks at odd indices.
-    for n, blk in enumerate(_RE_HAN.split(text)):
-        if not blk:
-            continue
-        if not n % 2:
-            if blk.isprintable() and " " not in blk:
-                # No whitespace (only ASCII space is printable whitespace): what the
-                # split below would give, without two regex calls.
-                out.extend(blk)
-                continue
-            for piece in _RE_SKIP.split(blk):
-                if _RE_SKIP.match(piece):
-                    append(piece)
-                else:
-                    out.extend(piece)
-            continue
-        size = len(blk)
-        # Right to left, so each start's edges meet the already-known best
-        # score of the rest: jieba's get_DAG and calc in one pass, no DAG kept.
-        score = [0.0] * (size + 1)
-        end = [0] * (size + 1)
-        for k in range(size - 1, -1, -1):
-            best_s = -_INF
-            best_x = k
-            i = k
-            weight = get(blk[k])
-            while weight is not None:  # the dictionary holds every word prefix
-                if weight != _PREFIX_ONLY:
-                    s = weight + score[i + 1]
-                    if s >= best_s:  # jieba takes max((score, end)): the later end wins a tie
-                        best_s = s
-                        best_x = i
-                i += 1
-                if i >= size:
-                    break
-                weight = get(blk[k : i + 1])
-            if best_s == -_INF:  # no dictionary word starts here: the character alone
-                best_s = 0.0 - logtotal + score[k + 1]  # jieba: log(FREQ.get(c) or 1)
-                best_x = k
-            score[k] = best_s
-            end[k] = best_x
-        x = 0
-        buf = ""
-        if hmm:
-            while x < size:
-                y = end[x] + 1
-                if y - x == 1:
-                    buf += blk[x]
-                else:
-                    if buf:
-                        _flush_hmm(buf, _analysis_tokenizer.FREQ.get, out)
-                        buf = ""
-                    append(blk[x:y])
-                x = y
-            if buf:
-                _flush_hmm(buf, _analysis_tokenizer.FREQ.get, out)
-        else:
-            while x < size:
-                y = end[x] + 1
-                word = blk[x:y]
-                if y - x == 1 and word.isascii() and word.isalnum():  # jieba's re_eng
-                    buf += word  # single letters/digits join up: "app", "2026"
-                else:
-                    if buf:
-                        append(buf)
-                        buf = ""
-                    append(word)
-                x = y
-            if buf:
-                append(buf)
-    return out
-
-
-def _flush_hmm(buf: str, get: Callable[[str], int | None], out: list[str]) -> None:
-    if len(buf) == 1:
-        out.append(buf)
-    elif not get(buf):
-        out.extend(finalseg.cut(buf))
-    else:
-        out.extend(buf)
+    if ANALYSIS_HMM:
+        return _analysis_reference().lcut(text, HMM=True)  # type: ignore[no-any-return]
+    _ensure_analysis_loaded()
+    return _analysis_rs.cut(text, False)  # type: ignore[no-any-return,union-attr]
 
 
 def tokenize(text: str) -> list[str]:
@@ -225,7 +180,7 @@ def tokenize(text: str) -> list[str]:
     澜海银行) so a query for a part of a compound still matches. The same
     function is used for indexing and for queries, in every store.
     """
-    _ensure_loaded()
+    _ensure_search_loaded()
     out: list[str] = []
     for tok in _tokenizer.cut_for_search(text):
         tok = tok.strip().lower()

@@ -61,18 +61,39 @@ def _bank_texts() -> list[str]:
 TEXTS = _bank_texts()
 
 
-@pytest.mark.parametrize("hmm", [True, False])
-def test_dag_cut_equals_jieba(hmm: bool) -> None:
-    segment.cut_for_analysis("预热")
-    tokenizer = segment._analysis_tokenizer
-    for text in TEXTS:
+# Scripts and symbols jieba-rs and jieba might split differently.
+SEGMENT_EDGE_CASES = [
+    "\x00ab",
+    "a  b",
+    "\ufeff澜海",
+    "ⅱ澜海",
+    "e-mail: a.b@c.d 100%",
+    "C++ C# .NET",
+    "3.14159和2,000元",
+    "工单号：LH20240518-0372\n客户诉求：全额还款",
+    "日本語のテキスト 한국어 ไทย",
+    "🏦🏦银行",
+]
+
+
+def test_cut_for_analysis_equals_jieba() -> None:
+    """jieba-rs (the shipped, HMM-off cut) gives jieba's words on the analysis dictionary."""
+    tokenizer = segment._analysis_reference()
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted(Path(segment.__file__).parent.joinpath("data").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(texts) > 9000
+    for text in texts + EDGE_CASES + SEGMENT_EDGE_CASES:
         for form in (text, normalize_for_analysis(text)):
-            assert segment._dag_cut(form, hmm) == tokenizer.lcut(form, HMM=hmm), form
+            assert segment._analysis_rs.cut(form, False) == tokenizer.lcut(form, HMM=False), form
 
 
 def test_cut_for_analysis_uses_the_documented_hmm_setting() -> None:
     text = "澜海银行的客户经理很耐心"
-    assert segment.cut_for_analysis(text) == segment._analysis_tokenizer.lcut(
+    assert segment.cut_for_analysis(text) == segment._analysis_reference().lcut(
         text, HMM=segment.ANALYSIS_HMM
     )
     assert isinstance(jieba.Tokenizer(), jieba.Tokenizer)  # jieba itself still importable
@@ -230,11 +251,17 @@ def test_normalize_folded_shortcut_equals_line_by_line() -> None:
         assert normalize_folded(text) == slow(text), repr(text)
 
 
-def test_pruned_analysis_dictionary_keeps_the_bank_words_and_prefixes() -> None:
+def test_analysis_dictionary_is_jiebas_with_the_bank_words_pruned() -> None:
+    """The dictionary read from the files equals jieba's own load of them, pruned."""
     from importlib import resources
 
-    segment.cut_for_analysis("预热")
-    freq = segment._analysis_tokenizer.FREQ
+    loaded = jieba.Tokenizer()
+    loaded.initialize()
+    with resources.as_file(resources.files("nlp") / "data" / "bank_dict.txt") as path:
+        loaded.load_userdict(str(path))
+    expected = {w: f for w, f in loaded.FREQ.items() if f >= segment.ANALYSIS_MIN_FREQ}
+    freq = segment.analysis_dictionary()
+    assert freq == expected
     bank_words = [
         line.split()[0]
         for line in (resources.files("nlp") / "data" / "bank_dict.txt")
@@ -243,10 +270,28 @@ def test_pruned_analysis_dictionary_keeps_the_bank_words_and_prefixes() -> None:
         if line.strip()
     ]
     assert all(freq.get(w) for w in bank_words)
-    # Every kept word's prefixes are present, as jieba's DAG walk needs.
-    assert all(w[:i] in freq for w in list(freq)[:5000] for i in range(1, len(w)))
-    assert all(f == 0 or f >= segment.ANALYSIS_MIN_FREQ for f in freq.values())
-    assert segment._analysis_tokenizer.total == sum(freq.values())
+    reference = segment._analysis_reference()
+    assert reference.total == sum(freq.values())
+    # Every word's prefixes are in jieba's table, as its DAG walk needs.
+    assert all(w[:i] in reference.FREQ for w in list(freq)[:5000] for i in range(1, len(w)))
+
+
+def test_a_dictionary_entry_without_frequency_is_refused_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bank-dictionary word without a frequency would get one guessed from load
+    order; the loader names the file and line instead."""
+    from importlib import resources
+
+    package = tmp_path / "fakepkg"
+    package.mkdir()
+    (package / "words.txt").write_text("理财 2000 n\n挤兑\n", encoding="utf-8")
+    real_files = resources.files
+    monkeypatch.setattr(
+        resources, "files", lambda name: package if name == "fakepkg" else real_files(name)
+    )
+    with pytest.raises(ValueError, match=r"fakepkg/words.txt:2: .*挤兑"):
+        segment._read_dictionary("fakepkg", "words.txt")
 
 
 def test_fold_width_is_nfkc() -> None:
