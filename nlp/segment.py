@@ -54,9 +54,10 @@ ANALYSIS_MIN_FREQ = int(os.environ.get("YUQING_NLP_MIN_FREQ", "5"))
 def _read_dictionary(package: str, name: str) -> dict[str, int]:
     """Word frequencies of a jieba-format dictionary file (``word freq [tag]`` per line).
 
-    Raises ``ValueError`` naming the file and line of an entry without a
-    frequency: jieba would guess one from the dictionary it is added to, which
-    would make the analysis dictionary depend on load order.
+    Raises ``ValueError`` naming the file and line of an entry that is not
+    ``word freq [tag]`` (a word with a space in it, or no frequency: jieba would
+    guess one from the dictionary it is added to, which would make the analysis
+    dictionary depend on load order).
     """
     text = (resources.files(package) / name).read_text(encoding="utf-8")
     freq: dict[str, int] = {}
@@ -67,7 +68,7 @@ def _read_dictionary(package: str, name: str) -> dict[str, int]:
             freq[word] = int(count)
         elif word:
             raise ValueError(
-                f"{package}/{name}:{lineno}: dictionary entry without a frequency: {line!r}"
+                f"{package}/{name}:{lineno}: expected 'word frequency [tag]', got {line!r}"
             )
     return freq
 

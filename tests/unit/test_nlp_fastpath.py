@@ -290,7 +290,7 @@ def test_a_dictionary_entry_without_frequency_is_refused_with_its_line(
     monkeypatch.setattr(
         resources, "files", lambda name: package if name == "fakepkg" else real_files(name)
     )
-    with pytest.raises(ValueError, match=r"fakepkg/words.txt:2: .*挤兑"):
+    with pytest.raises(ValueError, match=r"fakepkg/words.txt:2: expected .*挤兑"):
         segment._read_dictionary("fakepkg", "words.txt")
 
 
