@@ -397,9 +397,9 @@ def cross_fitted_logits(
         return fit([i for i, src in enumerate(sources) if src != group])
 
     # The folds are independent fits, each deterministic, so they run side by
-    # side (the solver's numpy work releases the GIL) and are read back in
-    # file order: the same logits as one after another, in about half the time
-    # on two cores.
+    # side (the solver's numpy and scipy work releases the GIL) and are read
+    # back in file order: the same logits as one after another. On two cores
+    # this alone took a full training from 5.7 to 5.3 min; FeatureTable did the rest.
     with ThreadPoolExecutor(max_workers=min(len(groups), os.cpu_count() or 1)) as pool:
         for group, model in zip(groups, pool.map(fit_without, groups), strict=True):
             for i, src in enumerate(sources):
