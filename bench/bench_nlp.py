@@ -486,11 +486,6 @@ def run(quick: bool) -> list[Result]:
     ]
     splits.append((None, "_all_validation", pooled))
     for path, suffix, held_out in splits:
-        name = (
-            path.name
-            if path
-            else f"all {len(VALIDATION_FILES)} validation files pooled ({len(held_out)} posts)"
-        )
         where = (
             _split_name(path, len(held_out))
             if path
@@ -510,7 +505,7 @@ def run(quick: bool) -> list[Result]:
         ):
             assert report is not None
             print(
-                f"   ours, {name}: {task}: acc {report.accuracy:.3f} "
+                f"   ours, {where}: {task}: acc {report.accuracy:.3f} "
                 f"macro-F1 {report.macro_f1:.3f}\n     {_matrix(report)}"
             )
         print(f"     {lexicon_only}")
